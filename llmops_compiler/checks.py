@@ -1,0 +1,326 @@
+"""Semantic checks of one spec beyond its shape: templates, JSON Schemas, cross-field rules.
+
+Each check is a pure function from a validated spec to findings that carry the path of the offending value,
+so the caller can place them in the file (or in the environment override that introduced them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from .diagnostics import did_you_mean
+from .load import YamlPath
+from .specs import ChainSpec, KnowledgeBaseSpec, ModelSpec, MonitorSpec, ProjectSpec, PromptSpec, RolloutPolicySpec, ToolSpec
+from .specs.model import EVALUATION_METRICS
+
+
+@dataclass(frozen=True)
+class Finding:
+    path: YamlPath
+    code: str
+    message: str
+    hint: str = ""
+    at_key: bool = False
+
+
+Check = Callable[[Any, dict[str, Any]], Iterator[Finding]]
+
+
+def _duplicates(names: list[str]) -> Iterator[tuple[int, str]]:
+    seen: set[str] = set()
+    for index, name in enumerate(names):
+        if name in seen:
+            yield index, name
+        seen.add(name)
+
+
+# --- Project ---------------------------------------------------------------------------------------
+
+def check_project(spec: ProjectSpec, raw: dict[str, Any]) -> Iterator[Finding]:
+    for index, name in _duplicates([environment.name for environment in spec.environments]):
+        yield Finding(("environments", index, "name"), "LLM201", f"environment `{name}` is defined twice")
+    targets = [f"{environment.cluster} {environment.namespace}" for environment in spec.environments]
+    for index, _ in _duplicates(targets):
+        environment = spec.environments[index]
+        yield Finding(("environments", index, "namespace"), "LLM201",
+                      f"namespace `{environment.namespace}` on `{environment.cluster}` is used by two environments",
+                      "give each environment its own namespace")
+
+
+# --- Model -----------------------------------------------------------------------------------------
+
+def _extended(resource: str) -> bool:
+    return "/" in resource
+
+
+def check_model(spec: ModelSpec, raw: dict[str, Any]) -> Iterator[Finding]:
+    tuning = spec.tuning
+    if tuning is not None:
+        if tuning.method in ("lora", "qlora") and tuning.lora is None:
+            yield Finding(("tuning", "method"), "LLM210", f"tuning method `{tuning.method}` needs a `lora:` block",
+                          "add `lora: {r: 16, alpha: 32}` under tuning")
+        if tuning.method == "full" and tuning.lora is not None:
+            yield Finding(("tuning", "lora"), "LLM210", "`lora` settings have no effect with method `full`",
+                          "remove the `lora:` block or use method `lora`", at_key=True)
+        requests, limits = tuning.resources.requests, tuning.resources.limits
+        for resource, amount in requests.items():
+            if _extended(resource) and resource not in limits:
+                yield Finding(("tuning", "resources", "requests", resource), "LLM211",
+                              f"`{resource}` is requested without a limit",
+                              f"extended resources need equal requests and limits: add `{resource}: {amount}` "
+                              "under resources.limits", at_key=True)
+            elif _extended(resource) and limits[resource] != amount:
+                yield Finding(("tuning", "resources", "limits", resource), "LLM211",
+                              f"`{resource}` limit ({limits[resource]}) differs from its request ({amount})",
+                              "extended resources such as GPUs must have equal requests and limits")
+        if tuning.method == "qlora" and "nvidia.com/gpu" not in limits:
+            yield Finding(("tuning", "method"), "LLM212", "`qlora` needs a GPU (bitsandbytes 4-bit kernels)",
+                          "add `nvidia.com/gpu: 1` to tuning.resources requests and limits, or use `lora`")
+        for index, toleration in enumerate(tuning.tolerations):
+            if toleration.operator == "Exists" and toleration.value is not None:
+                yield Finding(("tuning", "tolerations", index, "value"), "LLM213",
+                              "a toleration with operator `Exists` must not have a value", "remove `value`")
+    evaluation = spec.evaluation
+    if evaluation is not None:
+        for index, metric in enumerate(evaluation.metrics):
+            if metric not in EVALUATION_METRICS:
+                yield Finding(("evaluation", "metrics", index), "LLM214", f"unknown evaluation metric `{metric}`",
+                              did_you_mean(metric, EVALUATION_METRICS))
+        for index, name in _duplicates(evaluation.metrics):
+            yield Finding(("evaluation", "metrics", index), "LLM214", f"metric `{name}` is listed twice")
+        if "judge" in evaluation.metrics and evaluation.judge_url is None:
+            yield Finding(("evaluation", "metrics"), "LLM214", "metric `judge` needs `judgeUrl`",
+                          "add `judgeUrl:` with the LLM-as-judge endpoint")
+        for index, gate in enumerate(evaluation.gates):
+            if gate.metric not in evaluation.metrics:
+                yield Finding(("evaluation", "gates", index, "metric"), "LLM215",
+                              f"gate on metric `{gate.metric}`, which evaluation.metrics does not declare",
+                              did_you_mean(gate.metric, evaluation.metrics) or "add it to evaluation.metrics")
+            bounds = [bound for bound in (gate.min, gate.max, gate.max_regression) if bound is not None]
+            if len(bounds) != 1:
+                yield Finding(("evaluation", "gates", index), "LLM216",
+                              "a gate needs exactly one of `min`, `max` or `maxRegression`")
+    if tuning is not None and evaluation is None:
+        yield Finding(("tuning",), "LLM217", "a tuned model needs an `evaluation` block with gates",
+                      "add `evaluation:` so that no untested model is registered", at_key=True)
+
+
+# --- Prompt ----------------------------------------------------------------------------------------
+
+def check_prompt(spec: PromptSpec, raw: dict[str, Any]) -> Iterator[Finding]:
+    from .templates import TemplateProblem, template_variables
+
+    declared = [prompt_input.name for prompt_input in spec.inputs]
+    for index, name in _duplicates(declared):
+        yield Finding(("inputs", index, "name"), "LLM220", f"input `{name}` is declared twice")
+    used: set[str] = set()
+    for field_name, text in (("template", spec.template), ("system", spec.system)):
+        if text is None:
+            continue
+        try:
+            used |= template_variables(text)
+        except TemplateProblem as problem:
+            yield Finding((field_name,), problem.code, problem.message, problem.hint)
+            return
+    for name in sorted(used - set(declared)):
+        yield Finding(("template",), "LLM221", f"template uses variable `{name}`, which is not a declared input",
+                      did_you_mean(name, declared) or f"declare it: add `- name: {name}` under inputs")
+    for index, name in enumerate(declared):
+        if name not in used:
+            yield Finding(("inputs", index, "name"), "LLM222", f"declared input `{name}` is not used by the template",
+                          "use it in the template or remove it")
+    for index, example in enumerate(spec.examples):
+        for key in example.inputs:
+            if key not in declared:
+                yield Finding(("examples", index, "inputs", key), "LLM223",
+                              f"example sets `{key}`, which is not a declared input",
+                              did_you_mean(key, declared), at_key=True)
+
+
+# --- Chain -----------------------------------------------------------------------------------------
+
+def chain_dependencies(spec: ChainSpec) -> dict[str, list[str]]:
+    """Step name → names of the steps whose outputs it reads."""
+    return {
+        step.name: sorted({ref.split(".")[1] for ref in step.inputs.values() if ref.startswith("steps.")})
+        for step in spec.steps
+    }
+
+
+def find_cycle(edges: dict[str, list[str]]) -> list[str] | None:
+    """A cycle in a dependency graph as a list of nodes (first repeated at the end), or None."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for target in edges.get(node, []):
+            if state.get(target) == 1:
+                return [*stack[stack.index(target):], target]
+            if target in edges and state.get(target) is None and (cycle := visit(target)):
+                return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(edges):
+        if state.get(node) is None and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def _check_reference(reference: str, inputs: list[str], steps: list[str]) -> str | None:
+    parts = reference.split(".")
+    if len(parts) == 2 and parts[0] == "input":
+        return None if parts[1] in inputs else (
+            f"`{reference}` reads chain input `{parts[1]}`, which the chain does not declare"
+        )
+    if len(parts) == 3 and parts[0] == "steps" and parts[2] == "output":
+        return None if parts[1] in steps else f"`{reference}` reads the output of step `{parts[1]}`, which does not exist"
+    return f"`{reference}` is not a reference: write `input.<name>` or `steps.<step>.output`"
+
+
+def check_chain(spec: ChainSpec, raw: dict[str, Any]) -> Iterator[Finding]:
+    names = [step.name for step in spec.steps]
+    for index, name in _duplicates(names):
+        yield Finding(("steps", index, "name"), "LLM230", f"step `{name}` is defined twice")
+    for index, step in enumerate(spec.steps):
+        chosen = [kind for kind in ("prompt", "retrieve", "tool") if getattr(step, kind) is not None]
+        if len(chosen) != 1:
+            yield Finding(("steps", index), "LLM231", f"step `{step.name}` needs exactly one of `prompt`, "
+                          f"`retrieve` or `tool` (has {', '.join(chosen) or 'none'})")
+        if step.top_k is not None and step.retrieve is None:
+            yield Finding(("steps", index, "topK"), "LLM231", "`topK` applies only to `retrieve` steps",
+                          "remove it", at_key=True)
+        for variable, reference in step.inputs.items():
+            problem = _check_reference(reference, spec.inputs, names)
+            if problem:
+                choices = [f"input.{name}" for name in spec.inputs] + [f"steps.{name}.output" for name in names]
+                yield Finding(("steps", index, "inputs", variable), "LLM232", problem,
+                              did_you_mean(reference, choices))
+    cycle = find_cycle(chain_dependencies(spec))
+    if cycle:
+        index = names.index(cycle[0])
+        yield Finding(("steps", index, "inputs"), "LLM233", "steps form a cycle: " + " → ".join(cycle),
+                      "a chain is a DAG: each step may read only outputs of steps that do not read it")
+    problem = _check_reference(spec.output, spec.inputs, names)
+    if problem or not spec.output.startswith("steps."):
+        yield Finding(("output",), "LLM232", problem or "the chain output must be a step output",
+                      did_you_mean(spec.output, [f"steps.{name}.output" for name in names]))
+
+
+# --- Tool ------------------------------------------------------------------------------------------
+
+def check_tool(spec: ToolSpec, raw: dict[str, Any]) -> Iterator[Finding]:
+    import jsonschema
+
+    if spec.kind == "rest" and spec.endpoint is None:
+        yield Finding(("kind",), "LLM240", "a `rest` tool needs an `endpoint`", "add `endpoint: https://...`")
+    if spec.kind == "function" and spec.auth is not None:
+        yield Finding(("auth",), "LLM240", "a `function` tool runs in the app and takes no `auth`", at_key=True)
+    for field_name, schema in (("parameters", spec.parameters), ("output", spec.output)):
+        if schema is None:
+            continue
+        validator = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+        try:
+            validator.check_schema(schema)
+        except jsonschema.SchemaError as error:
+            path = (field_name, *error.path)
+            yield Finding(path, "LLM241", f"`{field_name}` is not a valid JSON Schema: {error.message}",
+                          "see https://json-schema.org/understanding-json-schema/")
+            continue
+        if field_name == "parameters" and schema.get("type") != "object":
+            yield Finding((field_name,), "LLM242", "tool parameters must be a JSON Schema of `type: object`",
+                          "models call tools with named arguments")
+
+
+# --- KnowledgeBase ---------------------------------------------------------------------------------
+
+def check_knowledge_base(spec: KnowledgeBaseSpec, raw: dict[str, Any]) -> Iterator[Finding]:
+    if spec.chunking.overlap >= spec.chunking.size:
+        yield Finding(("chunking", "overlap"), "LLM250",
+                      f"chunk overlap ({spec.chunking.overlap}) must be smaller than the chunk size "
+                      f"({spec.chunking.size})")
+
+
+# --- Monitor ---------------------------------------------------------------------------------------
+
+def check_monitor(spec: MonitorSpec, raw: dict[str, Any]) -> Iterator[Finding]:
+    features = [feature.name for feature in spec.features]
+    for index, name in _duplicates(features):
+        yield Finding(("features", index, "name"), "LLM260", f"feature `{name}` is declared twice")
+    for index, name in _duplicates([slo.name for slo in spec.slos]):
+        yield Finding(("slos", index, "name"), "LLM260", f"SLO `{name}` is defined twice")
+    for index, name in _duplicates([check.name for check in spec.drift]):
+        yield Finding(("drift", index, "name"), "LLM260", f"drift check `{name}` is defined twice")
+    for index, slo in enumerate(spec.slos):
+        if slo.type == "latency" and slo.latency_threshold is None:
+            yield Finding(("slos", index, "type"), "LLM261", "a latency SLO needs `latencyThreshold` (seconds)",
+                          "add e.g. `latencyThreshold: 2.5`; it must be a bucket bound of the duration histogram")
+        if slo.type != "latency" and slo.latency_threshold is not None:
+            yield Finding(("slos", index, "latencyThreshold"), "LLM261",
+                          f"`latencyThreshold` applies only to latency SLOs, not `{slo.type}`", at_key=True)
+        if not slo.page and not slo.ticket:
+            yield Finding(("slos", index), "LLM262", f"SLO `{slo.name}` switches off both `page` and `ticket`",
+                          "keep at least one tier, or remove the SLO")
+    for index, check in enumerate(spec.drift):
+        if check.feature not in features:
+            yield Finding(("drift", index, "feature"), "LLM263",
+                          f"drift check on feature `{check.feature}`, which the monitor does not declare",
+                          did_you_mean(check.feature, features) or "declare it under `features`")
+    if spec.drift and spec.logs is None:
+        yield Finding(("drift",), "LLM264", "drift checks need `logs`: where the production request logs are",
+                      "add `logs: s3://bucket/prefix/`", at_key=True)
+    for index, metric in _duplicates([quality.metric for quality in spec.quality]):
+        yield Finding(("quality", index, "metric"), "LLM260", f"quality metric `{metric}` is listed twice")
+
+
+# --- RolloutPolicy ---------------------------------------------------------------------------------
+
+def check_rollout(spec: RolloutPolicySpec, raw: dict[str, Any]) -> Iterator[Finding]:
+    if spec.strategy in ("canary", "blueGreen") and not spec.steps:
+        yield Finding(("strategy",), "LLM270", f"strategy `{spec.strategy}` needs `steps`",
+                      "add e.g. `steps: [{weight: 10}, {weight: 50}, {weight: 100}]`")
+    if spec.strategy == "abTest" and spec.header_match is None:
+        yield Finding(("strategy",), "LLM270", "strategy `abTest` needs `headerMatch`",
+                      "add `headerMatch: {name: x-variant, value: b}`")
+    if spec.strategy == "shadow" and spec.mirror_percent is None:
+        yield Finding(("strategy",), "LLM270", "strategy `shadow` needs `mirrorPercent`", "add `mirrorPercent: 10`")
+    if spec.strategy == "blueGreen":
+        for index, step in enumerate(spec.steps):
+            if step.weight not in (0, 100):
+                yield Finding(("steps", index, "weight"), "LLM271", "blue-green steps switch all traffic: 0 or 100")
+    for index in range(1, len(spec.steps)):
+        if spec.steps[index].weight < spec.steps[index - 1].weight:
+            yield Finding(("steps", index, "weight"), "LLM271",
+                          f"step weights must not decrease ({spec.steps[index - 1].weight} → "
+                          f"{spec.steps[index].weight})")
+    if spec.steps and spec.state.step >= len(spec.steps):
+        yield Finding(("state", "step"), "LLM272",
+                      f"current step {spec.state.step} does not exist (steps 0 to {len(spec.steps) - 1})")
+    if spec.analysis is not None:
+        for index, metric in enumerate(spec.analysis.metrics):
+            if (metric.max is None) == (metric.min is None):
+                yield Finding(("analysis", "metrics", index), "LLM273",
+                              f"analysis metric `{metric.name}` needs exactly one of `max` or `min`")
+
+
+CHECKS: dict[str, Check] = {
+    "Project": check_project,
+    "Model": check_model,
+    "Prompt": check_prompt,
+    "Chain": check_chain,
+    "Tool": check_tool,
+    "KnowledgeBase": check_knowledge_base,
+    "Monitor": check_monitor,
+    "RolloutPolicy": check_rollout,
+}
+
+
+def check_spec(kind: str, spec: BaseModel, raw: dict[str, Any]) -> Iterator[Finding]:
+    return CHECKS[kind](spec, raw)

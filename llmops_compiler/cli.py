@@ -1,0 +1,200 @@
+"""The `llmops` command: parse arguments, call the API, render results, set the exit code.
+
+Exit codes: 0 ok, 1 findings (errors in specs, stale output, a non-empty diff), 2 usage or internal error.
+Heavy modules are imported inside the commands so that `llmops --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+DIAGNOSTIC_FORMATS = click.Choice(["human", "json", "github"])
+specs_argument = click.argument(
+    "specs", type=click.Path(path_type=Path, file_okay=False), default="specs", required=False
+)
+output_option = click.option(
+    "-o", "--output", type=click.Path(path_type=Path, file_okay=False), default="generated", show_default=True,
+    help="Folder of generated manifests.",
+)
+format_option = click.option(
+    "--format", "output_format", type=DIAGNOSTIC_FORMATS, default="human", show_default=True,
+    help="How to print diagnostics.",
+)
+
+
+def _color() -> bool:
+    return sys.stderr.isatty() and "NO_COLOR" not in os.environ
+
+
+def _fail(diagnostics: Any, output_format: str) -> NoReturn:
+    from .diagnostics import render
+
+    text = render(diagnostics, output_format, color=_color())
+    click.echo(text, err=output_format == "human")
+    sys.exit(1)
+
+
+def handles_errors(command: F) -> F:
+    """Spec problems become rendered diagnostics and exit 1; anything unexpected exits 2 without a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from .diagnostics import CompileError
+
+        try:
+            return command(*args, **kwargs)
+        except CompileError as error:
+            _fail(error.diagnostics, kwargs.get("output_format", "human")
+                  if kwargs.get("output_format") in ("human", "json", "github") else "human")
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted; the output folder was left as it was", err=True)
+            sys.exit(2)
+        except Exception as error:  # the boundary: report, never a traceback
+            if os.environ.get("LLMOPS_DEBUG"):
+                raise
+            click.echo(f"internal error: {type(error).__name__}: {error} (set LLMOPS_DEBUG=1 for details)", err=True)
+            sys.exit(2)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="llmops-compiler", prog_name="llmops")
+def main() -> None:
+    """Compile LLMOps specs (models, prompts, chains, tools, knowledge bases, monitors, rollouts)
+    into deterministic GitOps manifests for ArgoCD."""
+
+
+@main.command("compile")
+@specs_argument
+@output_option
+@format_option
+@handles_errors
+def compile_command(specs: Path, output: Path, output_format: str) -> None:
+    """Validate SPECS and write the manifests into the output folder (atomically)."""
+    from . import api
+
+    result = api.compile_project(specs, output)
+    environments = ", ".join(view.name for view in result.build.graph.environments)
+    resources = len(result.build.resources)
+    if result.unchanged:
+        click.echo(f"{output}: up to date ({resources} resources for {environments})")
+    else:
+        click.echo(f"{output}: {resources} resources for {environments}; "
+                   f"{len(result.written)} file(s) written, {len(result.removed)} removed")
+
+
+@main.command()
+@specs_argument
+@output_option
+@format_option
+@handles_errors
+def check(specs: Path, output: Path, output_format: str) -> None:
+    """Exit 1 with a unified diff when the output folder is not what SPECS compile to."""
+    from . import api
+    from .diagnostics import Diagnostic, Position
+
+    result = api.check(specs, output)
+    if result.ok:
+        click.echo(f"{output}: up to date")
+        return
+    if output_format == "human":
+        click.echo(result.diff, nl=False)
+        click.echo(f"{output} is stale: {len(result.stale)} file(s) differ. Run `llmops compile` and commit.",
+                   err=True)
+        sys.exit(1)
+    _fail([Diagnostic(Position(f"{output}/{path}"), "LLM600", "generated file is stale or missing",
+                      "run `llmops compile` and commit the result") for path in result.stale], output_format)
+
+
+@main.command()
+@specs_argument
+@output_option
+@click.option("--base", "base_ref", metavar="GIT_REF", help="Compare with the specs at this git revision.")
+@click.option("--format", "plan_format", type=click.Choice(["text", "markdown"]), default="text", show_default=True)
+@handles_errors
+def diff(specs: Path, output: Path, base_ref: str | None, plan_format: str) -> None:
+    """Show what the specs change in each environment, per resource and field (exit 1 when anything does).
+
+    Without --base, compares with the output folder on disk; with --base, with the specs at that revision."""
+    from . import api, emit, plan
+    from .diagnostics import CompileError
+
+    after = api.build(specs).files
+    if base_ref is None:
+        before = emit.read_owned(output)
+    else:
+        with tempfile.TemporaryDirectory() as temporary:
+            try:
+                base_specs = plan.specs_at_revision(specs, base_ref, Path(temporary))
+            except plan.GitError as error:
+                raise click.UsageError(f"cannot read specs at `{base_ref}`: {error}") from None
+            try:
+                before = api.build(base_specs).files if base_specs else {}
+            except CompileError as error:
+                click.echo(f"the specs at `{base_ref}` do not compile ({len(error.diagnostics)} error(s)); "
+                           "showing everything as new", err=True)
+                before = {}
+    result = plan.compare(before, after)
+    click.echo(plan.render_markdown(result) if plan_format == "markdown" else plan.render_text(result))
+    sys.exit(0 if result.empty else 1)
+
+
+@main.command()
+@specs_argument
+@format_option
+@handles_errors
+def validate(specs: Path, output_format: str) -> None:
+    """Check SPECS without writing anything."""
+    from . import api
+
+    problems = api.validate(specs)
+    if problems:
+        _fail(problems, output_format)
+    click.echo(f"{specs}: ok")
+
+
+@main.command()
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to this file.")
+def schema(output: Path | None) -> None:
+    """Print the JSON Schema of spec documents (point a `yaml-language-server: $schema=` modeline at it)."""
+    from .schema import json_schema_text
+
+    text = json_schema_text()
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text)
+
+
+@main.command()
+@specs_argument
+@click.option("--format", "graph_format", type=click.Choice(["text", "dot", "mermaid"]), default="text",
+              show_default=True)
+@handles_errors
+def graph(specs: Path, graph_format: str) -> None:
+    """Print the dependencies between specs."""
+    from . import api
+    from .diagnostics import CompileError
+    from .graph import RENDERERS
+
+    resolved, problems = api.resolve_specs(specs)
+    if resolved is None:
+        raise CompileError(problems)
+    click.echo(RENDERERS[graph_format](resolved))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

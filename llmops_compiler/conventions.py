@@ -1,0 +1,108 @@
+"""Names shared by the spec language, the targets, the runtime steps and the tests.
+
+One place for every metric name, label key, annotation key, folder and resource name pattern, so that
+the rules Prometheus evaluates, the metrics the runtime pushes and the filters the Sensors apply agree.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+API_VERSION: Final = "llmops.dev/v1alpha1"
+GENERATOR: Final = "llmops-compiler"
+
+# --- metric contract (defaults; a Project may rename the metrics) ---------------------------------
+REQUESTS_TOTAL: Final = "llm_requests_total"
+REQUEST_DURATION_BUCKET: Final = "llm_request_duration_seconds_bucket"
+DRIFT_SCORE: Final = "llmops_drift_score"
+QUALITY_SCORE: Final = "llmops_quality_score"
+
+LABEL_MODEL: Final = "model"
+LABEL_VERSION: Final = "version"
+LABEL_CODE: Final = "code"
+LABEL_FEATURE: Final = "feature"
+LABEL_METHOD: Final = "method"
+LABEL_METRIC: Final = "metric"
+LABEL_ENVIRONMENT: Final = "environment"
+LABEL_SEVERITY: Final = "severity"
+LABEL_ACTION: Final = "llmops_action"
+LABEL_TIER: Final = "tier"
+
+SEVERITY_PAGE: Final = "page"
+SEVERITY_TICKET: Final = "ticket"
+ACTIONS: Final = ("retrain", "rollback", "notify")
+
+# Pushgateway job names used by the runtime steps.
+PUSH_JOB_DRIFT: Final = "llmops-drift"
+PUSH_JOB_QUALITY: Final = "llmops-quality"
+
+# --- Kubernetes labels and annotations on every generated object ----------------------------------
+LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
+LABEL_PART_OF: Final = "app.kubernetes.io/part-of"
+LABEL_COMPONENT: Final = "app.kubernetes.io/component"
+LABEL_SPEC_KIND: Final = "llmops.dev/kind"
+LABEL_SPEC_NAME: Final = "llmops.dev/name"
+LABEL_ENV: Final = "llmops.dev/environment"
+ANNOTATION_SOURCE: Final = "llmops.dev/source"
+ANNOTATION_SPEC_HASH: Final = "llmops.dev/spec-hash"
+ANNOTATION_CONTENT_HASH: Final = "llmops.dev/content-hash"
+
+# --- generated/ layout ----------------------------------------------------------------------------
+MANIFEST_FILE: Final = ".llmops-manifest.json"
+ARGOCD_FOLDER: Final = "argocd"
+KUSTOMIZATION_FILE: Final = "kustomization.yaml"
+
+# Folder inside generated/<env>/ for each Kubernetes kind.
+KIND_FOLDERS: Final[dict[str, str]] = {
+    "Namespace": "namespace",
+    "ServiceAccount": "rbac",
+    "Role": "rbac",
+    "RoleBinding": "rbac",
+    "ConfigMap": "configmaps",
+    "Job": "jobs",
+    "WorkflowTemplate": "workflows",
+    "CronWorkflow": "workflows",
+    "EventSource": "events",
+    "Sensor": "events",
+    "PrometheusRule": "monitoring",
+    "AlertmanagerConfig": "monitoring",
+    "VirtualService": "traffic",
+    "DestinationRule": "traffic",
+}
+
+# --- service accounts (least privilege, one per role) ---------------------------------------------
+WORKFLOW_SERVICE_ACCOUNT: Final = "llmops-workflow"
+SENSOR_SERVICE_ACCOUNT: Final = "llmops-sensor"
+
+# --- resource name patterns -----------------------------------------------------------------------
+def tune_workflow_name(model: str) -> str:
+    """WorkflowTemplate that tunes, evaluates and registers ``model`` (triggered by retrain alerts)."""
+    return f"tune-{model}"
+
+
+def rollback_workflow_name(model: str) -> str:
+    """WorkflowTemplate that rolls ``model`` back to the stable version."""
+    return f"rollback-{model}"
+
+
+def drift_workflow_name(monitor: str, check: str) -> str:
+    """CronWorkflow that runs one drift check of a Monitor."""
+    return f"drift-{monitor}-{check}"
+
+
+def prompt_configmap_name(prompt: str, content_hash: str) -> str:
+    """Content-hashed ConfigMap of a Prompt, so consumers roll when the prompt changes."""
+    return f"prompt-{prompt}-{content_hash}"
+
+
+def chain_configmap_name(chain: str) -> str:
+    return f"chain-{chain}"
+
+
+TOOL_REGISTRY_CONFIGMAP: Final = "llmops-tool-registry"
+
+# Workflow parameters a trigger may set on the tune workflow.
+TUNE_PARAM_DATASET: Final = "dataset-uri"
+TUNE_PARAM_REASON: Final = "reason"
+TUNE_PARAM_ALERT: Final = "source-alert"
+TUNE_PARAM_FEATURE: Final = "feature"

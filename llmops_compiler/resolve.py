@@ -1,0 +1,276 @@
+"""Spec objects → one checked graph: the Project, each environment's view of every spec, the dependencies.
+
+Checks what needs more than one spec: exactly one Project, unique names per kind, environment overrides
+naming real environments, references between specs (with "did you mean"), namespaces, and the actions
+monitors ask for. The graph is a plain value that targets, ``graph`` and ``diff`` share.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar, cast
+
+from pydantic import BaseModel
+
+from .diagnostics import Diagnostic, Position, did_you_mean
+from .load import YamlPath
+from .specs import (
+    ChainSpec,
+    KnowledgeBaseSpec,
+    ModelSpec,
+    MonitorSpec,
+    ProjectSpec,
+    PromptSpec,
+    RolloutPolicySpec,
+    ToolSpec,
+)
+from .specs.project import Environment
+from .validate import SpecObject
+
+SpecT = TypeVar("SpecT", bound=BaseModel)
+NodeId = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class ResolvedSpec(Generic[SpecT]):
+    """A spec as one environment sees it (overrides applied), with its identity and provenance."""
+
+    kind: str
+    name: str
+    file: str
+    labels: dict[str, str]
+    spec: SpecT
+    spec_hash: str
+
+    @property
+    def source(self) -> str:
+        return f"{self.file} ({self.kind} {self.name})"
+
+
+@dataclass(frozen=True)
+class EnvironmentView:
+    environment: Environment
+    project: ResolvedSpec[ProjectSpec]
+    specs: dict[str, dict[str, ResolvedSpec[Any]]]
+
+    @property
+    def name(self) -> str:
+        return self.environment.name
+
+    @property
+    def namespace(self) -> str:
+        return self.environment.namespace
+
+    def of_kind(self, kind: str) -> list[ResolvedSpec[Any]]:
+        """The specs of one kind, ordered by name."""
+        return [self.specs.get(kind, {})[name] for name in sorted(self.specs.get(kind, {}))]
+
+    def get(self, kind: str, name: str) -> ResolvedSpec[Any] | None:
+        return self.specs.get(kind, {}).get(name)
+
+    def models(self) -> list[ResolvedSpec[ModelSpec]]:
+        return self.of_kind("Model")
+
+    def prompts(self) -> list[ResolvedSpec[PromptSpec]]:
+        return self.of_kind("Prompt")
+
+    def chains(self) -> list[ResolvedSpec[ChainSpec]]:
+        return self.of_kind("Chain")
+
+    def tools(self) -> list[ResolvedSpec[ToolSpec]]:
+        return self.of_kind("Tool")
+
+    def knowledge_bases(self) -> list[ResolvedSpec[KnowledgeBaseSpec]]:
+        return self.of_kind("KnowledgeBase")
+
+    def monitors(self) -> list[ResolvedSpec[MonitorSpec]]:
+        return self.of_kind("Monitor")
+
+    def rollout_policies(self) -> list[ResolvedSpec[RolloutPolicySpec]]:
+        return self.of_kind("RolloutPolicy")
+
+
+@dataclass(frozen=True)
+class ProjectGraph:
+    """Everything the targets need: the Project, one view per environment, and the dependency edges."""
+
+    project: ResolvedSpec[ProjectSpec]
+    environments: list[EnvironmentView]
+    nodes: list[NodeId]
+    edges: list[tuple[NodeId, NodeId]] = field(default_factory=list)
+
+
+def spec_hash(kind: str, name: str, raw: dict[str, Any]) -> str:
+    """A short, stable hash of a spec's content as one environment sees it."""
+    text = json.dumps({"kind": kind, "name": name, "spec": raw}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def references(kind: str, spec: BaseModel) -> Iterator[tuple[YamlPath, str, str]]:
+    """Every (path, target kind, target name) reference a spec makes."""
+    if isinstance(spec, PromptSpec | MonitorSpec | RolloutPolicySpec):
+        yield ("model",), "Model", spec.model
+    elif isinstance(spec, ChainSpec):
+        for index, step in enumerate(spec.steps):
+            for attribute, target_kind in (("prompt", "Prompt"), ("retrieve", "KnowledgeBase"), ("tool", "Tool")):
+                target = getattr(step, attribute)
+                if target is not None:
+                    yield ("steps", index, attribute), target_kind, target
+
+
+class _Resolver:
+    def __init__(self, objects: list[SpecObject]) -> None:
+        self.objects = objects
+        self.problems: list[Diagnostic] = []
+        self.by_kind: dict[str, dict[str, SpecObject]] = {}
+
+    def report(self, position: Position, code: str, message: str, hint: str = "") -> None:
+        self.problems.append(Diagnostic(position, code, message, hint))
+
+    def index(self) -> None:
+        for spec_object in self.objects:
+            same_kind = self.by_kind.setdefault(spec_object.kind, {})
+            first = same_kind.get(spec_object.name)
+            if first is not None:
+                self.report(spec_object.name_position(), "LLM301",
+                            f"{spec_object.kind} `{spec_object.name}` is already defined at {first.name_position()}",
+                            "names are unique per kind: rename one of them")
+                continue
+            same_kind[spec_object.name] = spec_object
+
+    def project(self, specs_root: str) -> SpecObject | None:
+        projects = sorted(self.by_kind.get("Project", {}).values(), key=lambda o: o.name_position())
+        if not projects:
+            self.report(Position(specs_root), "LLM302", "no Project spec found",
+                        "add one `kind: Project` document with the repository and environments")
+            return None
+        for extra in projects[1:]:
+            self.report(extra.name_position(), "LLM302",
+                        f"a second Project `{extra.name}` (the first is at {projects[0].name_position()})",
+                        "a spec folder holds exactly one Project")
+        return projects[0]
+
+    def check_environment_names(self, environments: list[str]) -> None:
+        for spec_object in self.objects:
+            for environment in spec_object.document.data.get("environments", {}):
+                if environment not in environments:
+                    self.report(spec_object.document.position(("environments", environment), at_key=True), "LLM303",
+                                f"override for environment `{environment}`, which the Project does not define",
+                                did_you_mean(environment, environments))
+
+    def check_references(self, view: EnvironmentView) -> None:
+        for spec_object in self.objects:
+            if spec_object.kind == "Project":
+                continue
+            spec = spec_object.for_environment(view.name)
+            locator = spec_object.locator(view.name)
+            for path, target_kind, target in references(spec_object.kind, spec):
+                if view.get(target_kind, target) is None:
+                    known = self.by_kind.get(target_kind, {})
+                    self.report(locator.at(path), "LLM310",
+                                f"{spec_object.kind} `{spec_object.name}` refers to {target_kind} `{target}`, "
+                                "which no spec defines",
+                                did_you_mean(target, known) or f"define a {target_kind} named `{target}`")
+            self.check_kind_rules(spec_object, spec, view)
+
+    def check_kind_rules(self, spec_object: SpecObject, spec: BaseModel, view: EnvironmentView) -> None:
+        locator = spec_object.locator(view.name)
+        namespaces = [environment.namespace for environment in view.project.spec.environments]
+        if isinstance(spec, ModelSpec) and spec.serving and spec.serving.service.namespace:
+            namespace = spec.serving.service.namespace
+            if namespace not in namespaces:
+                self.report(locator.at(("serving", "service", "namespace")), "LLM311",
+                            f"namespace `{namespace}` is not the namespace of any environment",
+                            did_you_mean(namespace, namespaces) or "leave it out to use the environment's namespace")
+        if isinstance(spec, RolloutPolicySpec):
+            model = view.get("Model", spec.model)
+            if model is not None and cast(ModelSpec, model.spec).serving is None:
+                self.report(locator.at(("model",)), "LLM312",
+                            f"RolloutPolicy `{spec_object.name}` targets Model `{spec.model}`, which has no `serving`",
+                            "add `serving: {service: {name: ..., port: ...}}` to the Model")
+        if isinstance(spec, MonitorSpec):
+            self.check_monitor_actions(spec_object, spec, view)
+        if isinstance(spec, ChainSpec):
+            self.check_chain_prompt_inputs(spec_object, spec, view)
+
+    def check_monitor_actions(self, spec_object: SpecObject, spec: MonitorSpec, view: EnvironmentView) -> None:
+        locator = spec_object.locator(view.name)
+        model = view.get("Model", spec.model)
+        if model is None:
+            return
+        rolled_out = any(policy.spec.model == spec.model for policy in view.rollout_policies())
+        actions: list[tuple[YamlPath, str]] = [(("slos", i, "action"), slo.action) for i, slo in enumerate(spec.slos)]
+        actions += [(("drift", i, "action"), check.action) for i, check in enumerate(spec.drift)]
+        actions += [(("quality", i, "action"), check.action) for i, check in enumerate(spec.quality)]
+        for path, action in actions:
+            if action == "rollback" and not rolled_out:
+                self.report(locator.at(path), "LLM313",
+                            f"action `rollback` on Model `{spec.model}`, which no RolloutPolicy rolls out",
+                            "add a RolloutPolicy for the model, or use `notify`")
+            if action == "retrain" and cast(ModelSpec, model.spec).tuning is None:
+                self.report(locator.at(path), "LLM314",
+                            f"action `retrain` on Model `{spec.model}`, which has no `tuning`",
+                            "add `tuning:` to the Model, or use `notify`")
+
+    def check_chain_prompt_inputs(self, spec_object: SpecObject, spec: ChainSpec, view: EnvironmentView) -> None:
+        locator = spec_object.locator(view.name)
+        for index, step in enumerate(spec.steps):
+            prompt = view.get("Prompt", step.prompt) if step.prompt else None
+            if prompt is None:
+                continue
+            declared = {item.name: item for item in cast(PromptSpec, prompt.spec).inputs}
+            for variable in step.inputs:
+                if variable not in declared:
+                    self.report(locator.at(("steps", index, "inputs", variable), at_key=True), "LLM315",
+                                f"step `{step.name}` sets `{variable}`, which Prompt `{step.prompt}` does not declare",
+                                did_you_mean(variable, declared))
+            for name, item in declared.items():
+                if item.required and name not in step.inputs:
+                    self.report(locator.at(("steps", index, "inputs")), "LLM315",
+                                f"step `{step.name}` does not set `{name}`, a required input of Prompt `{step.prompt}`",
+                                f"add `{name}: input.<name>` or `{name}: steps.<step>.output` under inputs")
+
+    def view(self, project_object: SpecObject, environment: Environment) -> EnvironmentView:
+        def resolved(spec_object: SpecObject) -> ResolvedSpec[Any]:
+            raw = spec_object.raw_for_environment(environment.name)
+            return ResolvedSpec(
+                kind=spec_object.kind,
+                name=spec_object.name,
+                file=spec_object.file,
+                labels=spec_object.labels,
+                spec=spec_object.for_environment(environment.name),
+                spec_hash=spec_hash(spec_object.kind, spec_object.name, raw),
+            )
+
+        specs = {
+            kind: {name: resolved(spec_object) for name, spec_object in sorted(objects.items())}
+            for kind, objects in sorted(self.by_kind.items())
+        }
+        return EnvironmentView(environment, resolved(project_object), specs)
+
+
+def resolve(objects: list[SpecObject], specs_root: str = "specs") -> tuple[ProjectGraph | None, list[Diagnostic]]:
+    resolver = _Resolver(objects)
+    resolver.index()
+    project_object = resolver.project(specs_root)
+    if project_object is None:
+        return None, resolver.problems
+    base_project = cast(ProjectSpec, project_object.spec)
+    environments = [environment.name for environment in base_project.environments]
+    resolver.check_environment_names(environments)
+    views = []
+    for environment in base_project.environments:
+        view = resolver.view(project_object, environment)
+        resolver.check_references(view)
+        views.append(view)
+    nodes = sorted((spec_object.kind, spec_object.name) for spec_object in objects)
+    edges = sorted({
+        ((spec_object.kind, spec_object.name), (target_kind, target))
+        for spec_object in objects
+        for _, target_kind, target in references(spec_object.kind, spec_object.spec)
+    })
+    project = views[0].project if views else resolver.view(project_object, base_project.environments[0]).project
+    return ProjectGraph(project, views, nodes, edges), resolver.problems

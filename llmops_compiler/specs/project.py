@@ -1,0 +1,67 @@
+"""Project: the one spec that says where the output goes and which platform services exist."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from .. import conventions
+from .common import DnsLabel, PinnedImage, SecretKeyRef, StrictModel, Url
+
+
+class GitSource(StrictModel):
+    """The repository, branch and folder ArgoCD watches (where `generated/` is committed)."""
+
+    url: str = Field(min_length=1)
+    branch: str = "main"
+    path: str = "generated"
+
+
+class Environment(StrictModel):
+    name: DnsLabel
+    namespace: DnsLabel
+    cluster: Url = "https://kubernetes.default.svc"
+    auto_sync: bool = True
+
+
+class MLflowSettings(StrictModel):
+    tracking_uri: Url
+    credentials: SecretKeyRef | None = None
+
+
+class RuntimeSettings(StrictModel):
+    image: PinnedImage
+    artifact_repository: str | None = None
+
+
+class PrometheusSettings(StrictModel):
+    url: Url
+    pushgateway_url: Url
+    alertmanager_url: Url | None = None
+
+
+class MetricNames(StrictModel):
+    requests_total: str = conventions.REQUESTS_TOTAL
+    request_duration_bucket: str = conventions.REQUEST_DURATION_BUCKET
+    drift_score: str = conventions.DRIFT_SCORE
+    quality_score: str = conventions.QUALITY_SCORE
+
+
+class ArgoCDSettings(StrictModel):
+    namespace: DnsLabel = "argocd"
+    project: DnsLabel | None = None
+
+
+class Defaults(StrictModel):
+    runbook_base_url: Url | None = None
+    workflow_timeout: str = "6h"
+
+
+class ProjectSpec(StrictModel):
+    repo: GitSource
+    environments: list[Environment] = Field(min_length=1)
+    mlflow: MLflowSettings
+    runtime: RuntimeSettings
+    prometheus: PrometheusSettings
+    metrics: MetricNames = MetricNames()
+    argocd: ArgoCDSettings = ArgoCDSettings()
+    defaults: Defaults = Defaults()

@@ -1,0 +1,20 @@
+"""Targets: one module per output kind, each a pure function from the resolved graph to resources.
+
+A later capability adds its target by appending to ``ENVIRONMENT_TARGETS`` or ``PROJECT_TARGETS``.
+"""
+
+from __future__ import annotations
+
+from . import argocd, configmaps, core
+from .base import EnvironmentTarget, ProjectTarget, Resource
+
+ENVIRONMENT_TARGETS: list[EnvironmentTarget] = [
+    core.namespace,
+    core.service_accounts,
+    configmaps.prompt_configmaps,
+    configmaps.chain_configmaps,
+    configmaps.tool_registry,
+]
+PROJECT_TARGETS: list[ProjectTarget] = [argocd.applications]
+
+__all__ = ["ENVIRONMENT_TARGETS", "PROJECT_TARGETS", "Resource"]

@@ -1,0 +1,350 @@
+"""Documents → typed spec objects (pydantic), with every error placed at file:line:column.
+
+Checks the envelope (apiVersion, kind, metadata, spec, environments), validates ``spec`` and each
+environment's deep-merged variant against the kind's model, refuses plaintext secrets, and runs the kind's
+semantic checks (templates, JSON Schemas, cross-field rules). Cross-spec references are resolve's job.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import types
+import typing
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from . import checks
+from .conventions import API_VERSION
+from .diagnostics import Diagnostic, Position, did_you_mean
+from .load import SourceDocument, YamlPath, iter_paths
+from .specs import SPEC_MODELS
+from .specs.common import LABEL_KEY, LABEL_VALUE, _dns_label
+
+ENVELOPE_KEYS = ("apiVersion", "kind", "metadata", "spec", "environments")
+METADATA_KEYS = ("name", "labels", "annotations", "description")
+
+SECRET_KEY = re.compile(
+    r"^(api[_-]?key|apikey|password|passwd|secret|client[_-]?secret|token|access[_-]?token|bearer[_-]?token|"
+    r"secret[_-]?key|access[_-]?key(_id)?|private[_-]?key|credentials?)$",
+    re.IGNORECASE,
+)
+SECRET_VALUE = re.compile(
+    r"(sk-[A-Za-z0-9_-]{16,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}|xox[abpr]-[A-Za-z0-9-]{10,}|"
+    r"-----BEGIN [A-Z ]*PRIVATE KEY-----|hf_[A-Za-z0-9]{30,})"
+)
+
+
+@dataclass(frozen=True)
+class Locator:
+    """Maps a path inside a spec to its position, preferring an environment override's own text."""
+
+    document: SourceDocument
+    environment: str | None = None
+
+    def at(self, spec_path: YamlPath, at_key: bool = False) -> Position:
+        if self.environment is not None and spec_path:
+            override_path = ("environments", self.environment, *spec_path)
+            if override_path in self.document.values:
+                return self.document.position(override_path, at_key)
+        return self.document.position(("spec", *spec_path), at_key)
+
+
+@dataclass
+class SpecObject:
+    """One validated spec: its base ``spec`` and, per environment that overrides it, the merged variant."""
+
+    kind: str
+    name: str
+    document: SourceDocument
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    spec: BaseModel
+    raw_spec: dict[str, Any]
+    variants: dict[str, BaseModel] = field(default_factory=dict)
+    raw_variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def file(self) -> str:
+        return self.document.file
+
+    def for_environment(self, environment: str) -> BaseModel:
+        return self.variants.get(environment, self.spec)
+
+    def raw_for_environment(self, environment: str) -> dict[str, Any]:
+        return self.raw_variants.get(environment, self.raw_spec)
+
+    def locator(self, environment: str | None = None) -> Locator:
+        return Locator(self.document, environment if environment in self.variants else None)
+
+    def name_position(self) -> Position:
+        return self.document.position(("metadata", "name"))
+
+
+def deep_merge(base: Any, override: Any) -> Any:
+    """Overrides win; mappings merge key by key; a ``null`` override removes the key; lists are replaced."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = dict(base)
+        for key, value in override.items():
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = deep_merge(base.get(key), value)
+        return merged
+    return copy.deepcopy(override)
+
+
+# --- pydantic errors → diagnostics -----------------------------------------------------------------
+
+def _unwrap(annotation: Any) -> list[Any]:
+    """The concrete types inside Optional/Union/Annotated/list/dict annotations."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [inner for arg in typing.get_args(annotation) for inner in _unwrap(arg)]
+    return [annotation]
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The YAML field names a model accepts at ``loc`` (for "did you mean" on unknown keys)."""
+    candidates: list[Any] = [model]
+    for element in loc:
+        following: list[Any] = []
+        for candidate in candidates:
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                for name, info in candidate.model_fields.items():
+                    if element in (info.alias, name):
+                        following.extend(_unwrap(info.annotation))
+            elif typing.get_origin(candidate) is list and isinstance(element, int):
+                following.extend(_unwrap(typing.get_args(candidate)[0]))
+            elif typing.get_origin(candidate) is dict and isinstance(element, str):
+                following.extend(_unwrap(typing.get_args(candidate)[1]))
+        if following:
+            candidates = following
+    names: list[str] = []
+    for candidate in candidates:
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            names.extend(info.alias or name for name, info in candidate.model_fields.items())
+    return names
+
+
+def _data_path(data: Any, loc: tuple[Any, ...]) -> YamlPath:
+    """Drop the elements pydantic adds to ``loc`` (union members, validator names) that are not in the data."""
+    path: list[str | int] = []
+    current = data
+    for element in loc:
+        if isinstance(current, dict) and isinstance(element, str) and element in current:
+            current = current[element]
+            path.append(element)
+        elif isinstance(current, list) and isinstance(element, int) and 0 <= element < len(current):
+            current = current[element]
+            path.append(element)
+        elif isinstance(current, dict | list):
+            path.append(element)
+            current = None
+    return tuple(path)
+
+
+_TYPE_WORDS = {
+    "string_type": "a string",
+    "int_type": "an integer",
+    "float_type": "a number",
+    "bool_type": "`true` or `false`",
+    "dict_type": "a mapping",
+    "list_type": "a list",
+    "model_type": "a mapping",
+    "int_from_float": "an integer",
+}
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "nothing (null)"
+    kind = {bool: "boolean", int: "integer", float: "number", str: "string"}.get(type(value), type(value).__name__)
+    return f"{kind} `{value}`"
+
+
+def pydantic_diagnostics(
+    error: ValidationError, model: type[BaseModel], data: dict[str, Any], locator: Locator, kind: str
+) -> Iterator[Diagnostic]:
+    for item in error.errors(include_url=False):
+        loc = tuple(item["loc"])
+        path = _data_path(data, loc)
+        error_type = item["type"]
+        field_name = str(path[-1]) if path else "spec"
+        if error_type == "extra_forbidden":
+            allowed = _fields_at(model, tuple(path[:-1]))
+            hint = did_you_mean(field_name, allowed) or "remove it"
+            where = f"`{'.'.join(map(str, path[:-1]))}`" if len(path) > 1 else f"{kind} spec"
+            yield Diagnostic(locator.at(path, at_key=True), "LLM101", f"unknown field `{field_name}` in {where}", hint)
+        elif error_type == "missing":
+            parent = ".".join(map(str, path[:-1])) or "spec"
+            hint = f"add `{field_name}:` under `{parent}`"
+            yield Diagnostic(locator.at(path[:-1]), "LLM102", f"missing required field `{field_name}`", hint)
+        elif error_type in _TYPE_WORDS:
+            message = f"`{field_name}` must be {_TYPE_WORDS[error_type]}, got {_describe(item['input'])}"
+            yield Diagnostic(locator.at(path), "LLM103", message)
+        elif error_type == "literal_error":
+            expected = re.findall(r"'([^']*)'", str(item.get("ctx", {}).get("expected", "")))
+            message = f"`{field_name}` is `{item['input']}`, which is not allowed"
+            hint = did_you_mean(str(item["input"]), expected) or "expected one of: " + ", ".join(expected)
+            yield Diagnostic(locator.at(path), "LLM104", message, hint)
+        elif error_type == "value_error":
+            message = str(item["msg"]).removeprefix("Value error, ")
+            yield Diagnostic(locator.at(path), "LLM105", f"`{field_name}`: {message}")
+        else:
+            message = f"`{field_name}`: {item['msg'][0].lower()}{item['msg'][1:]}"
+            yield Diagnostic(locator.at(path), "LLM106", message, f"got {_describe(item['input'])}")
+
+
+# --- envelope and secrets --------------------------------------------------------------------------
+
+def _envelope_diagnostics(document: SourceDocument) -> list[Diagnostic]:
+    data = document.data
+    problems: list[Diagnostic] = []
+
+    def report(path: YamlPath, code: str, message: str, hint: str = "", at_key: bool = False) -> None:
+        problems.append(Diagnostic(document.position(path, at_key), code, message, hint))
+
+    if not isinstance(data, dict):
+        report((), "LLM110", f"a spec document must be a mapping, got {_describe(data)}",
+               "start with `apiVersion:`, `kind:`, `metadata:` and `spec:`")
+        return problems
+    for key in data:
+        if key not in ENVELOPE_KEYS:
+            report((key,), "LLM101", f"unknown top-level field `{key}`", did_you_mean(key, ENVELOPE_KEYS), True)
+    if data.get("apiVersion") != API_VERSION:
+        got = data.get("apiVersion")
+        report(("apiVersion",), "LLM111", f"apiVersion must be `{API_VERSION}`, got {_describe(got)}",
+               f"write `apiVersion: {API_VERSION}`")
+    kind = data.get("kind")
+    if kind not in SPEC_MODELS:
+        hint = did_you_mean(str(kind), SPEC_MODELS) if isinstance(kind, str) else ""
+        report(("kind",), "LLM112", f"unknown kind {_describe(kind)}",
+               hint or "expected one of: " + ", ".join(SPEC_MODELS))
+    metadata = data.get("metadata")
+    if not isinstance(metadata, dict):
+        report(("metadata",), "LLM102", "missing `metadata` mapping with a `name`", "add `metadata: {name: ...}`")
+    else:
+        for key in metadata:
+            if key not in METADATA_KEYS:
+                report(("metadata", key), "LLM101", f"unknown field `{key}` in metadata",
+                       did_you_mean(key, METADATA_KEYS), True)
+        name = metadata.get("name")
+        if not isinstance(name, str):
+            report(("metadata", "name") if "name" in metadata else ("metadata",), "LLM102",
+                   "`metadata.name` must be a string", "add `name: my-spec` under metadata")
+        else:
+            try:
+                _dns_label(name)
+            except ValueError as error:
+                report(("metadata", "name"), "LLM113", str(error))
+        for mapping_key, what in (("labels", "label"), ("annotations", "annotation")):
+            mapping = metadata.get(mapping_key, {})
+            if not isinstance(mapping, dict):
+                report(("metadata", mapping_key), "LLM103", f"`{mapping_key}` must be a mapping")
+                continue
+            for key, value in mapping.items():
+                if not LABEL_KEY.match(key):
+                    report(("metadata", mapping_key, key), "LLM113", f"`{key}` is not a valid {what} key", at_key=True)
+                if not isinstance(value, str):
+                    report(("metadata", mapping_key, key), "LLM113", f"{what} `{key}` must be a string",
+                           'quote it, e.g. `"true"`')
+                elif mapping_key == "labels" and not LABEL_VALUE.match(value):
+                    report(("metadata", mapping_key, key), "LLM113",
+                           f"`{value}` is not a valid label value (at most 63 of [A-Za-z0-9-_.])")
+    if not isinstance(data.get("spec"), dict):
+        report(("spec",), "LLM102", "missing `spec` mapping", "add `spec:` with the kind's fields")
+    environments = data.get("environments", {})
+    if not isinstance(environments, dict) or not all(isinstance(v, dict) for v in environments.values()):
+        report(("environments",), "LLM103", "`environments` must map environment names to spec overrides",
+               "e.g. `environments: {prod: {tuning: {epochs: 3}}}`")
+    return problems
+
+
+def secret_diagnostics(document: SourceDocument) -> Iterator[Diagnostic]:
+    """Plaintext secrets: a secret-like key with a string value, or a string that looks like a credential."""
+    for path, value in iter_paths(document.data):
+        if not isinstance(value, str) or not path:
+            continue
+        key = path[-1]
+        if isinstance(key, str) and SECRET_KEY.match(key) and value:
+            yield Diagnostic(
+                document.position(path), "LLM401", f"`{key}` holds a plaintext secret",
+                "never put secrets in specs: reference a Kubernetes Secret, e.g. "
+                "`secretRef: {name: my-secret, key: " + key + "}`",
+            )
+        elif SECRET_VALUE.search(value):
+            yield Diagnostic(
+                document.position(path), "LLM402", "this value looks like a credential (API key, token or private key)",
+                "move it into a Kubernetes Secret and reference it with `secretRef: {name: ..., key: ...}`",
+            )
+
+
+# --- documents → spec objects ----------------------------------------------------------------------
+
+def _validate_spec(
+    kind: str, data: dict[str, Any], locator: Locator
+) -> tuple[BaseModel | None, list[Diagnostic]]:
+    model = SPEC_MODELS[kind]
+    try:
+        spec = model.model_validate(data)
+    except ValidationError as error:
+        return None, list(pydantic_diagnostics(error, model, data, locator, kind))
+    return spec, [
+        Diagnostic(locator.at(finding.path, finding.at_key), finding.code, finding.message, finding.hint)
+        for finding in checks.check_spec(kind, spec, data)
+    ]
+
+
+def validate_document(document: SourceDocument) -> tuple[SpecObject | None, list[Diagnostic]]:
+    problems = _envelope_diagnostics(document)
+    problems.extend(secret_diagnostics(document))
+    if problems:
+        return None, problems
+    data = document.data
+    kind, metadata, raw_spec = data["kind"], data["metadata"], data["spec"]
+    spec, spec_problems = _validate_spec(kind, raw_spec, Locator(document))
+    problems.extend(spec_problems)
+    variants: dict[str, BaseModel] = {}
+    raw_variants: dict[str, dict[str, Any]] = {}
+    for environment, override in sorted(data.get("environments", {}).items()):
+        merged = deep_merge(raw_spec, override)
+        variant, variant_problems = _validate_spec(kind, merged, Locator(document, environment))
+        problems.extend(variant_problems)
+        if variant is not None:
+            variants[environment] = variant
+            raw_variants[environment] = merged
+    if spec is None or problems:
+        return None, problems
+    spec_object = SpecObject(
+        kind=kind,
+        name=metadata["name"],
+        document=document,
+        labels=dict(metadata.get("labels", {})),
+        annotations=dict(metadata.get("annotations", {})),
+        spec=spec,
+        raw_spec=raw_spec,
+        variants=variants,
+        raw_variants=raw_variants,
+    )
+    return spec_object, []
+
+
+def validate_documents(documents: Iterable[SourceDocument]) -> tuple[list[SpecObject], list[Diagnostic]]:
+    objects: list[SpecObject] = []
+    problems: list[Diagnostic] = []
+    for document in documents:
+        spec_object, document_problems = validate_document(document)
+        problems.extend(document_problems)
+        if spec_object is not None:
+            objects.append(spec_object)
+    return objects, problems
