@@ -3,14 +3,16 @@ manifest, and an atomic write that never deletes what the compiler does not own.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -169,13 +171,30 @@ def clean_stale_temporaries(output: Path) -> None:
             shutil.rmtree(entry, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def _locked(output: Path) -> Iterator[None]:
+    """One writer at a time per output folder (a concurrent compile waits rather than racing the swap)."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with open(output.parent / f".{output.name}.llmops-lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def write_output(output: Path, files: Files) -> WriteResult:
+    output = output.absolute()
+    with _locked(output):
+        return _write_output(output, files)
+
+
+def _write_output(output: Path, files: Files) -> WriteResult:
     """Replace the owned files of ``output`` with ``files`` in one atomic step.
 
     The new tree is staged beside ``output`` (files the compiler does not own are copied in unchanged), then
     swapped in with one atomic exchange; a compile killed at any moment leaves either the old or the new tree.
     """
-    output = output.absolute()
     clean_stale_temporaries(output)
     previous = owned_files(output)
     existing = _existing_files(output) if output.is_dir() else []

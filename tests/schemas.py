@@ -1,0 +1,143 @@
+"""Strict validation of generated objects against the real schema of their kind.
+
+hera's and cloudcoil's models silently drop unknown keys, so a check is strict only if the validated model,
+dumped back by alias without unset fields, equals the object we emitted.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import kubernetes_validate
+from pydantic import BaseModel, ConfigDict, Field
+
+KUBERNETES_VERSION = "1.30.0"
+
+
+def _round_trip(model: type[Any], body: dict[str, Any]) -> None:
+    instance = model.model_validate(body)
+    dumped = instance.model_dump(by_alias=True, exclude_unset=True, mode="json")
+    assert dumped == body, _first_difference(body, dumped, model.__name__)
+
+
+def _first_difference(emitted: Any, dumped: Any, model: str, path: str = "") -> str:
+    if isinstance(emitted, dict) and isinstance(dumped, dict):
+        for key in sorted(set(emitted) | set(dumped)):
+            if key not in dumped:
+                return f"{model} does not know `{path}{key}` (dropped on validation)"
+            if key not in emitted:
+                return f"{model} added `{path}{key}`"
+            if emitted[key] != dumped[key]:
+                return _first_difference(emitted[key], dumped[key], model, f"{path}{key}.")
+    if isinstance(emitted, list) and isinstance(dumped, list) and len(emitted) == len(dumped):
+        for index, (left, right) in enumerate(zip(emitted, dumped, strict=True)):
+            if left != right:
+                return _first_difference(left, right, model, f"{path}[{index}].")
+    return f"{model} changed `{path.rstrip('.')}`: {emitted!r} → {dumped!r}"
+
+
+# --- ArgoCD: a model of the CRD fields we emit, unknown keys refused ---------------------------------
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class _ObjectMeta(_Strict):
+    name: str
+    namespace: str
+    labels: dict[str, str] = {}
+    annotations: dict[str, str] = {}
+    finalizers: list[str] = []
+
+
+class _Source(_Strict):
+    repo_url: str = Field(alias="repoURL")
+    target_revision: str = Field(alias="targetRevision")
+    path: str
+    directory: dict[str, Any] | None = None
+
+
+class _Destination(_Strict):
+    server: str
+    namespace: str
+
+
+class _Automated(_Strict):
+    prune: bool
+    self_heal: bool = Field(alias="selfHeal")
+
+
+class _SyncPolicy(_Strict):
+    automated: _Automated | None = None
+    sync_options: list[str] = Field(default=[], alias="syncOptions")
+
+
+class _ApplicationSpec(_Strict):
+    project: str
+    source: _Source
+    destination: _Destination
+    sync_policy: _SyncPolicy | None = Field(default=None, alias="syncPolicy")
+
+
+class _Application(_Strict):
+    api_version: str = Field(alias="apiVersion", pattern="^argoproj.io/v1alpha1$")
+    kind: str = Field(pattern="^Application$")
+    metadata: _ObjectMeta
+    spec: _ApplicationSpec
+
+
+class _GroupKind(_Strict):
+    group: str
+    kind: str
+
+
+class _AppProjectSpec(_Strict):
+    description: str = ""
+    source_repos: list[str] = Field(alias="sourceRepos", min_length=1)
+    destinations: list[_Destination] = Field(min_length=1)
+    cluster_resource_whitelist: list[_GroupKind] = Field(default=[], alias="clusterResourceWhitelist")
+    namespace_resource_whitelist: list[_GroupKind] = Field(default=[], alias="namespaceResourceWhitelist")
+
+
+class _AppProject(_Strict):
+    api_version: str = Field(alias="apiVersion", pattern="^argoproj.io/v1alpha1$")
+    kind: str = Field(pattern="^AppProject$")
+    metadata: _ObjectMeta
+    spec: _AppProjectSpec
+
+
+@lru_cache(maxsize=None)
+def _model_for(api_version: str, kind: str) -> type[Any] | None:
+    group = api_version.split("/")[0] if "/" in api_version else ""
+    if group == "argoproj.io":
+        if kind in ("WorkflowTemplate", "CronWorkflow", "Workflow", "ClusterWorkflowTemplate"):
+            import hera.workflows.models as workflows
+
+            return getattr(workflows, kind)  # type: ignore[no-any-return]
+        if kind in ("EventSource", "Sensor"):
+            import hera.events.models as events
+
+            return getattr(events, kind)  # type: ignore[no-any-return]
+        return {"Application": _Application, "AppProject": _AppProject}[kind]
+    if group == "monitoring.coreos.com":
+        version = api_version.split("/")[1]
+        module = __import__(f"cloudcoil.models.prometheus_operator.{version}", fromlist=[kind])
+        return getattr(module, kind)  # type: ignore[no-any-return]
+    if group == "networking.istio.io":
+        version = api_version.split("/")[1]
+        module = __import__(f"cloudcoil.models.istio.networking.{version}", fromlist=[kind])
+        return getattr(module, kind)  # type: ignore[no-any-return]
+    return None
+
+
+def validate_strict(body: dict[str, Any]) -> None:
+    """Raise AssertionError (or the schema library's error) unless ``body`` is valid for its kind."""
+    api_version, kind = body["apiVersion"], body["kind"]
+    if kind == "Kustomization":
+        return  # checked by `kubectl kustomize`
+    model = _model_for(api_version, kind)
+    if model is None:
+        kubernetes_validate.validate(body, KUBERNETES_VERSION, strict=True)
+        return
+    _round_trip(model, body)
