@@ -711,7 +711,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         "features": [asdict(r) for r in results],
         "seconds": round(time.monotonic() - started, 3),
     }
-    width = max(len(r.feature) for r in results)
+    width = max(len("feature"), *(len(r.feature) for r in results))
     print(f"drift of model {args.model!r}: {args.reference} -> {args.current}")
     header = f"{'feature':<{width}}  {'type':<11}  {'n_ref':>8}  {'n_cur':>8}  "
     print(header + "  ".join(f"{m:>8}" for m in methods))

@@ -1,0 +1,548 @@
+"""Tests of the drift step: statistics against scipy and hand computations, property tests, and the CLI
+end to end against a real Pushgateway and Prometheus (tests/servers.py)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import subprocess
+import sys
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
+from scipy.spatial.distance import jensenshannon
+from scipy.stats import entropy, ks_2samp
+
+# The repository root (for llmops_compiler when it is not installed) and tests/ (for servers.py).
+sys.path.insert(0, str(Path(__file__).parents[2]))
+sys.path.insert(0, str(Path(__file__).parents[1]))
+from servers import (
+    Server,
+    alertmanager,
+    alertmanager_alerts,
+    free_port,
+    http_get,
+    prometheus,
+    pushgateway,
+    query,
+    wait_for,
+)
+
+from llmops_compiler.conventions import (
+    DRIFT_SCORE,
+    LABEL_ENVIRONMENT,
+    LABEL_FEATURE,
+    LABEL_METHOD,
+    LABEL_MODEL,
+    PUSH_JOB_DRIFT,
+)
+from llmops_compiler.runtime import drift
+
+REPO = Path(__file__).parents[2]
+FEATURES = [
+    "x:numeric",
+    "prompt_length:length:prompt",
+    "lang:categorical",
+    "emb:embedding:embedding",
+    "temperature:numeric:meta.temperature",
+]
+SHIFTED = {"x", "prompt_length", "lang", "emb"}
+UNSHIFTED = {"temperature"}
+
+
+# --------------------------------------------------------------------------------------------------
+# Statistics: hand computations and scipy
+# --------------------------------------------------------------------------------------------------
+
+
+def test_psi_three_bins_by_hand() -> None:
+    reference = [1, 2, 3, 4, 5, 6]
+    # Quantiles 0, 1/3, 2/3, 1 of the reference (linear interpolation at positions 0, 5/3, 10/3, 5):
+    # 1, 8/3, 13/3, 6 -> interior cut points 8/3 and 13/3 -> bins {1, 2} {3, 4} {5, 6}.
+    np.testing.assert_allclose(drift.bin_cuts(reference, 3), [8 / 3, 13 / 3])
+    # 0 is below the reference range and 10 above it: they go to the outer bins.
+    current = [0, 1, 2, 2.5, 3, 10]
+    r, c = drift.binned_proportions(reference, current, 3)
+    np.testing.assert_allclose(r, [1 / 3, 1 / 3, 1 / 3])
+    np.testing.assert_allclose(c, [4 / 6, 1 / 6, 1 / 6])
+    # PSI = (2/3 - 1/3) ln 2 + 2 * (1/6 - 1/3) ln(1/2) = (1/3 + 1/6 + 1/6) ln 2 = (2/3) ln 2
+    expected = (2 / 3 - 1 / 3) * math.log(2) + 2 * (1 / 6 - 1 / 3) * math.log(0.5)
+    assert expected == pytest.approx(2 / 3 * math.log(2))
+    assert drift.psi(reference, current, 3) == pytest.approx(expected, rel=1e-12)
+    assert drift.psi(reference, reference, 3) == 0.0
+
+
+def test_psi_empty_bins_are_smoothed_with_epsilon() -> None:
+    reference = [1, 2, 3, 4, 5, 6]
+    current = [1, 1, 2, 2, 2, 1]  # everything in the first bin
+    eps = drift.PSI_EPSILON
+    r = np.array([1 / 3, 1 / 3, 1 / 3])
+    c = np.array([1.0, eps, eps]) / (1 + 2 * eps)
+    expected = float(np.sum((c - r) * np.log(c / r)))
+    assert drift.psi(reference, current, 3) == pytest.approx(expected, rel=1e-12)
+    assert math.isfinite(expected)
+
+
+def test_psi_is_jeffreys_divergence() -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        p = rng.dirichlet(np.ones(8))
+        q = rng.dirichlet(np.ones(8))
+        jeffreys = entropy(p, q) + entropy(q, p)
+        assert drift.psi_from_proportions(p, q) == pytest.approx(jeffreys, rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_ks_matches_scipy(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n, m = int(rng.integers(1, 3000)), int(rng.integers(1, 3000))
+    a = rng.normal(0, 1, n)
+    b = rng.normal(rng.uniform(-1, 1), rng.uniform(0.5, 2), m)
+    assert drift.ks(a, b) == pytest.approx(ks_2samp(a, b).statistic, abs=1e-12)
+    # heavy ties, within and across the samples
+    ai = rng.integers(0, 6, n)
+    bi = rng.integers(0, 8, m)
+    assert drift.ks(ai, bi) == pytest.approx(ks_2samp(ai, bi).statistic, abs=1e-12)
+
+
+@pytest.mark.parametrize("bins", [2, 5, 10, 20])
+def test_js_matches_scipy_on_reference_quantile_histograms(bins: int) -> None:
+    rng = np.random.default_rng(bins)
+    ref = rng.normal(0, 1, 5000)
+    cur = rng.normal(0.4, 1.3, 3000)
+    # Independent binning: np.histogram on the reference quantiles, outer edges opened to +-inf.
+    edges = np.quantile(ref, np.linspace(0, 1, bins + 1))
+    edges[0], edges[-1] = -np.inf, np.inf
+    h_ref, _ = np.histogram(ref, edges)
+    h_cur, _ = np.histogram(cur, edges)
+    assert drift.js(ref, cur, bins) == pytest.approx(jensenshannon(h_ref, h_cur, base=2), abs=1e-12)
+    p, q = h_ref / h_ref.sum(), h_cur / h_cur.sum()
+    assert drift.psi(ref, cur, bins) == pytest.approx(float(np.sum((q - p) * np.log(q / p))), rel=1e-12)
+
+
+def test_js_with_empty_bins_matches_scipy() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        p = rng.integers(0, 4, 6).astype(float)
+        q = rng.integers(0, 4, 6).astype(float)
+        if p.sum() == 0 or q.sum() == 0:
+            continue
+        assert drift.js_from_proportions(p, q) == pytest.approx(jensenshannon(p, q, base=2), abs=1e-12)
+
+
+def test_categorical_statistics() -> None:
+    ref = ["en"] * 6 + ["de"] * 3 + ["fr"] * 1
+    cur = ["en"] * 2 + ["de"] * 3 + ["fr"] * 4 + ["es"] * 1
+    cats, r, c = drift.category_proportions(ref, cur)
+    assert cats == ["de", "en", "es", "fr"]
+    np.testing.assert_allclose(r, [0.3, 0.6, 0.0, 0.1])
+    np.testing.assert_allclose(c, [0.3, 0.2, 0.1, 0.4])
+    # "es" is new: smoothed to epsilon in the reference
+    eps = drift.PSI_EPSILON
+    rs = np.array([0.3, 0.6, eps, 0.1]) / (1 + eps)
+    assert drift.psi_categorical(ref, cur) == pytest.approx(float(np.sum((c - rs) * np.log(c / rs))))
+    assert drift.js_categorical(ref, cur) == pytest.approx(jensenshannon(r, c, base=2), abs=1e-12)
+    assert drift.ks_categorical(ref, cur) == pytest.approx(0.5 * (0 + 0.4 + 0.1 + 0.3))
+    # the total variation distance is the largest KS statistic over all orderings of the categories
+    best = 0.0
+    for order in itertools.permutations(range(4)):
+        codes = {cats[k]: rank for rank, k in enumerate(order)}
+        best = max(best, ks_2samp([codes[v] for v in ref], [codes[v] for v in cur]).statistic)
+    assert drift.ks_categorical(ref, cur) == pytest.approx(best)
+
+
+def test_constant_and_zero_inflated_references_still_see_shifts() -> None:
+    const = np.full(500, 3.0)
+    assert drift.psi(const, const) == 0.0
+    assert drift.js(const, const) == 0.0
+    assert drift.psi(const, np.full(500, 4.0)) > 1.0
+    assert drift.psi(const, np.full(500, 2.0)) > 1.0
+    assert drift.js(const, np.full(500, 4.0)) == pytest.approx(1.0)
+    rng = np.random.default_rng(0)
+    zero_inflated = np.r_[np.zeros(900), rng.uniform(0, 1, 100)]
+    fewer_zeros = np.r_[np.zeros(500), rng.uniform(0, 1, 500)]
+    assert drift.psi(zero_inflated, fewer_zeros) > 0.25
+    assert drift.js(zero_inflated, fewer_zeros) > 0.2
+
+
+def test_embedding_projection_is_deterministic_first_component() -> None:
+    rng = np.random.default_rng(1)
+    axis = np.array([0.0, 3.0, 4.0, 0.0]) / 5.0
+    ref = rng.normal(0, 0.1, (2000, 4)) + np.outer(rng.normal(0, 2, 2000), axis)
+    mean, direction = drift.first_principal_component(ref)
+    assert abs(float(direction @ axis)) == pytest.approx(1.0, abs=1e-3)
+    assert direction[np.argmax(np.abs(direction))] > 0
+    np.testing.assert_allclose(mean, ref.mean(axis=0))
+    # the same direction whichever SVD route (rows < columns uses the SVD of the data itself)
+    _, direction_small = drift.first_principal_component(ref[:3])
+    assert direction_small[np.argmax(np.abs(direction_small))] > 0
+    # a shift along the axis shows, one across it does not (documented limitation)
+    along = ref + 2 * axis
+    across = ref + 2 * np.array([1.0, 0.0, 0.0, 0.0])
+    r1, c1 = drift.project_embeddings(ref, along)
+    r2, c2 = drift.project_embeddings(ref, across)
+    assert drift.ks(r1, c1) > 0.3
+    assert drift.ks(r2, c2) < 0.05
+
+
+def test_statistics_reject_bad_samples() -> None:
+    with pytest.raises(ValueError, match="empty"):
+        drift.psi([], [1.0])
+    with pytest.raises(ValueError, match="NaN"):
+        drift.ks([1.0, float("nan")], [1.0])
+    with pytest.raises(ValueError, match="bins"):
+        drift.js([1.0, 2.0], [1.0], bins=0)
+
+
+# --------------------------------------------------------------------------------------------------
+# Property tests
+# --------------------------------------------------------------------------------------------------
+
+finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
+samples = st.lists(finite, min_size=1, max_size=200)
+count_vectors = st.integers(min_value=1, max_value=12).flatmap(
+    lambda k: st.tuples(
+        st.lists(st.integers(0, 1000), min_size=k, max_size=k).filter(lambda v: sum(v) > 0),
+        st.lists(st.integers(0, 1000), min_size=k, max_size=k).filter(lambda v: sum(v) > 0),
+    )
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(samples, st.integers(min_value=1, max_value=20))
+def test_identical_distributions_score_zero(sample: list[float], bins: int) -> None:
+    assert drift.psi(sample, sample, bins) == pytest.approx(0.0, abs=1e-12)
+    assert drift.js(sample, sample, bins) == pytest.approx(0.0, abs=1e-7)
+    assert drift.ks(sample, sample) == 0.0
+    # the same distribution in another order and repeated
+    doubled = sample[::-1] + sample
+    assert drift.psi(sample, doubled, bins) == pytest.approx(0.0, abs=1e-12)
+    assert drift.ks(sample, doubled) == 0.0
+
+
+@settings(max_examples=150, deadline=None)
+@given(count_vectors)
+def test_psi_symmetric_in_binned_distributions(pair: tuple[list[int], list[int]]) -> None:
+    p, q = pair
+    assert drift.psi_from_proportions(p, q) == pytest.approx(drift.psi_from_proportions(q, p), rel=1e-9)
+    assert drift.psi_from_proportions(p, q) >= 0.0
+    j = drift.js_from_proportions(p, q)
+    assert 0.0 <= j <= 1.0
+    assert j == pytest.approx(drift.js_from_proportions(q, p), abs=1e-12)
+    assert 0.0 <= drift.tv_from_proportions(p, q) <= 1.0
+
+
+@settings(max_examples=150, deadline=None)
+@given(samples, samples, st.integers(min_value=1, max_value=20))
+def test_scores_non_negative_and_bounded(a: list[float], b: list[float], bins: int) -> None:
+    scores = drift.numeric_scores(a, b, ["psi", "ks", "js"], bins)
+    assert scores["psi"] >= 0.0
+    assert 0.0 <= scores["ks"] <= 1.0
+    assert 0.0 <= scores["js"] <= 1.0
+    with warnings.catch_warnings():  # scipy's p-value warns on tiny samples; the statistic is what we compare
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected_ks = ks_2samp(a, b).statistic
+    assert scores["ks"] == pytest.approx(expected_ks, abs=1e-12)
+    assert scores["psi"] == drift.psi(a, b, bins)
+    assert scores["js"] == drift.js(a, b, bins)
+
+
+# --------------------------------------------------------------------------------------------------
+# End to end: the CLI, a real Pushgateway, a real Prometheus and Alertmanager
+# --------------------------------------------------------------------------------------------------
+
+
+def _records(rng: np.random.Generator, n: int, shifted: bool) -> Iterator[dict[str, Any]]:
+    x = rng.normal(1.5 if shifted else 0.0, 1.0, n)
+    lengths = rng.poisson(90 if shifted else 40, n) + 1
+    langs = rng.choice(["en", "de", "fr"], n, p=[0.2, 0.3, 0.5] if shifted else [0.6, 0.3, 0.1])
+    axis = np.array([1.0, 2.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.5])
+    axis /= np.linalg.norm(axis)
+    emb = rng.normal(0, 0.3, (n, 8)) + np.outer(rng.normal(2.0 if shifted else 0.0, 1.5, n), axis)
+    temperature = rng.uniform(0.0, 1.0, n)
+    for i in range(n):
+        yield {
+            "request_id": f"r{i}",
+            "x": float(x[i]),
+            "prompt": "w" * int(lengths[i]),
+            "lang": str(langs[i]),
+            "embedding": [round(float(v), 5) for v in emb[i]],
+            "meta": {"temperature": float(temperature[i])},
+        }
+
+
+def _write_jsonl(path: Path, records: Iterator[dict[str, Any]]) -> Path:
+    with path.open("w", encoding="utf-8") as fh:
+        for record in records:
+            fh.write(json.dumps(record) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("drift-data")
+    return {
+        "reference": _write_jsonl(d / "reference.jsonl", _records(np.random.default_rng(1), 4000, False)),
+        "shifted": _write_jsonl(d / "shifted.jsonl", _records(np.random.default_rng(2), 3000, True)),
+        "stable": _write_jsonl(d / "stable.jsonl", _records(np.random.default_rng(3), 3000, False)),
+    }
+
+
+def run_drift(*args: str | Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.run(
+        [sys.executable, "-m", "llmops_compiler.runtime.drift", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env=env,
+    )
+
+
+def _feature_args() -> list[str]:
+    return [arg for spec in FEATURES for arg in ("--feature", spec)]
+
+
+def pushed_scores(pushgateway_url: str) -> dict[tuple[str, str, str], tuple[float, dict[str, str]]]:
+    status, body = http_get(f"{pushgateway_url}/metrics")
+    assert status == 200
+    out: dict[tuple[str, str, str], tuple[float, dict[str, str]]] = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            if sample.name == DRIFT_SCORE:
+                labels = sample.labels
+                key = (labels[LABEL_MODEL], labels[LABEL_FEATURE], labels[LABEL_METHOD])
+                out[key] = (sample.value, labels)
+    return out
+
+
+@pytest.fixture(scope="module")
+def pushgw() -> Iterator[Server]:
+    with pushgateway() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def pushed(
+    pushgw: Server, datasets: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """Run the step on the shifted and on the unshifted window, pushing to the Pushgateway."""
+    out = tmp_path_factory.mktemp("drift-out")
+    runs: dict[str, Any] = {}
+    for model, window in (("chat-shifted", "shifted"), ("chat-stable", "stable")):
+        output = out / f"{model}.json"
+        proc = run_drift(
+            "--model", model,
+            "--reference", datasets["reference"],
+            "--current", datasets[window],
+            *_feature_args(),
+            "--pushgateway", pushgw.url,
+            "--environment", "test",
+            "--output", output,
+        )  # fmt: skip
+        runs[model] = {"proc": proc, "report": json.loads(output.read_text()) if output.exists() else None}
+    runs["scores"] = pushed_scores(pushgw.url)
+    return runs
+
+
+def test_cli_exits_zero_with_and_without_drift(pushed: dict[str, Any]) -> None:
+    for model in ("chat-shifted", "chat-stable"):
+        proc = pushed[model]["proc"]
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr == ""
+        assert f"pushed {len(FEATURES) * 3} {DRIFT_SCORE} series" in proc.stdout
+
+
+def test_pushgateway_holds_scores_large_for_shifted_small_for_unshifted(pushed: dict[str, Any]) -> None:
+    scores = pushed["scores"]
+    assert len(scores) == 2 * len(FEATURES) * 3
+    thresholds_high = {"psi": 0.25, "ks": 0.2, "js": 0.2}
+    thresholds_low = {"psi": 0.03, "ks": 0.05, "js": 0.06}
+    for (model, feature, method), (value, labels) in scores.items():
+        assert labels["job"] == PUSH_JOB_DRIFT
+        assert labels[LABEL_ENVIRONMENT] == "test"
+        if model == "chat-shifted" and feature in SHIFTED:
+            assert value > thresholds_high[method], (model, feature, method, value)
+        else:
+            assert value < thresholds_low[method], (model, feature, method, value)
+    # x moved by 1.5 standard deviations: KS near 2*Phi(0.75)-1 = 0.547
+    assert scores[("chat-shifted", "x", "ks")][0] == pytest.approx(0.547, abs=0.05)
+
+
+def test_output_report_matches_pushed_values(pushed: dict[str, Any]) -> None:
+    report = pushed["chat-shifted"]["report"]
+    assert report["model"] == "chat-shifted"
+    assert report["methods"] == ["psi", "ks", "js"]
+    assert [f["feature"] for f in report["features"]] == [s.split(":")[0] for s in FEATURES]
+    for feature in report["features"]:
+        assert feature["n_reference"] == 4000
+        assert feature["n_current"] == 3000
+        for method, value in feature["scores"].items():
+            pushed_value = pushed["scores"][("chat-shifted", feature["feature"], method)][0]
+            assert pushed_value == pytest.approx(value, rel=1e-12)
+
+
+def test_cli_without_pushgateway_prints_only(datasets: dict[str, Path]) -> None:
+    proc = run_drift(
+        "--model", "m", "--reference", datasets["reference"], "--current", datasets["shifted"],
+        "--feature", "x:numeric", "--method", "ks,psi", "--bins", "5",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("feature"))
+    assert header.split()[-2:] == ["ks", "psi"]
+    row = next(line for line in lines if line.startswith("x "))
+    assert float(row.split()[-2]) > 0.4
+    assert "pushed" not in proc.stdout
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # from MLflow's SQLAlchemy store
+def test_mlflow_logging(datasets: dict[str, Path], tmp_path: Path) -> None:
+    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc = run_drift(
+        "--model", "chat", "--reference", datasets["reference"], "--current", datasets["shifted"],
+        "--feature", "x:numeric", "--feature", "lang:categorical", "--environment", "staging",
+        "--mlflow-tracking-uri", tracking_uri, "--mlflow-experiment", "drift-chat",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "logged to MLflow run" in proc.stdout
+    run_id = proc.stdout.split("logged to MLflow run")[1].split()[0]
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    run = client.get_run(run_id)
+    assert client.get_experiment(run.info.experiment_id).name == "drift-chat"
+    assert set(run.data.metrics) == {f"drift.{f}.{m}" for f in ("x", "lang") for m in drift.METHODS}
+    assert run.data.metrics["drift.x.ks"] > 0.4
+    assert run.data.params["bins"] == "10"
+    assert run.data.tags["llmops.model"] == "chat"
+    assert run.data.tags["llmops.environment"] == "staging"
+
+
+def _assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert proc.returncode == drift.EXIT_BAD_INPUT, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_malformed_jsonl_line_reports_file_and_line(datasets: dict[str, Path], tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    good = datasets["stable"].read_text().splitlines()
+    bad.write_text("\n".join([*good[:41], '{"x": 1.0, "prompt": "hi"', *good[41:60]]) + "\n")
+    proc = run_drift("--model", "m", "--reference", datasets["reference"], "--current", bad,
+                     "--feature", "x:numeric")  # fmt: skip
+    _assert_one_line_error(proc, f"{bad}:42:", "malformed JSON")
+
+
+def test_missing_field_is_named(datasets: dict[str, Path]) -> None:
+    proc = run_drift("--model", "m", "--reference", datasets["reference"], "--current", datasets["stable"],
+                     "--feature", "tokens:numeric:usage.total_tokens")  # fmt: skip
+    _assert_one_line_error(proc, f"{datasets['reference']}:1:", "'usage.total_tokens'", "'tokens'")
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--method", "wasserstein"], ["unknown method 'wasserstein'"]),
+        (["--feature", "y:ordinal"], ["unknown type 'ordinal'"]),
+        (["--feature", "y"], ["expected name:type[:field]"]),
+        (["--feature", "prompt_length:numeric:prompt"], ["must be a finite number", ":1:"]),
+        (["--min-samples", "100000"], ["at least 100000 needed"]),
+        (["--bins", "0"], ["--bins must be >= 1"]),
+    ],
+)
+def test_bad_arguments(datasets: dict[str, Path], args: list[str], needles: list[str]) -> None:
+    base = ["--model", "m", "--reference", datasets["reference"], "--current", datasets["stable"]]
+    feature = [] if "--feature" in args else ["--feature", "x:numeric"]
+    proc = run_drift(*base, *feature, *args)
+    _assert_one_line_error(proc, *needles)
+
+
+def test_missing_file_and_missing_argument(datasets: dict[str, Path], tmp_path: Path) -> None:
+    proc = run_drift("--model", "m", "--reference", tmp_path / "nope.jsonl", "--current", datasets["stable"],
+                     "--feature", "x:numeric")  # fmt: skip
+    _assert_one_line_error(proc, "nope.jsonl: no such file")
+    proc = run_drift("--model", "m", "--current", datasets["stable"], "--feature", "x:numeric")
+    _assert_one_line_error(proc, "--reference")
+
+
+def test_unreachable_pushgateway_fails_after_printing(datasets: dict[str, Path]) -> None:
+    proc = run_drift("--model", "m", "--reference", datasets["reference"], "--current", datasets["stable"],
+                     "--feature", "x:numeric", "--pushgateway", f"http://127.0.0.1:{free_port()}",
+                     "--push-timeout", "5")  # fmt: skip
+    assert proc.returncode == drift.EXIT_PUBLISH_FAILED
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: push to")
+    assert "x " in proc.stdout
+
+
+DRIFT_RULES = {
+    "groups": [
+        {
+            "name": "drift-test",
+            "rules": [
+                {"record": "llmops:drift_score:max", "expr": f"max by (model) ({DRIFT_SCORE})"},
+                {
+                    "alert": "FeatureDrift",
+                    "expr": f'{DRIFT_SCORE}{{method="psi"}} > 0.25',
+                    "labels": {"severity": "ticket"},
+                    "annotations": {"summary": "drift of {{ $labels.feature }} on {{ $labels.model }}"},
+                },
+            ],
+        }
+    ]
+}
+
+ALERTMANAGER_CONFIG = """
+route:
+  receiver: blackhole
+  group_wait: 1s
+  group_interval: 1s
+receivers:
+  - name: blackhole
+"""
+
+
+def test_prometheus_scrapes_pushgateway_and_alerts(
+    pushgw: Server, pushed: dict[str, Any], tmp_path: Path
+) -> None:
+    rules = tmp_path / "drift-rules.yaml"
+    rules.write_text(yaml.safe_dump(DRIFT_RULES), encoding="utf-8")
+    check = subprocess.run(["promtool", "check", "rules", str(rules)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    with alertmanager(ALERTMANAGER_CONFIG) as am, prometheus([rules], [pushgw.url], am.url) as prom:
+        promql = f'{DRIFT_SCORE}{{model="chat-shifted",feature="x",method="psi"}}'
+        result = wait_for(lambda: query(prom.url, promql), timeout=30, message=promql)
+        labels = result[0]["metric"]
+        # honor_labels keeps the pushed job label instead of the scrape job's name
+        assert labels["job"] == PUSH_JOB_DRIFT
+        assert labels[LABEL_ENVIRONMENT] == "test"
+        expected = pushed["scores"][("chat-shifted", "x", "psi")][0]
+        assert float(result[0]["value"][1]) == pytest.approx(expected)
+        # the recording rule ran
+        recorded = wait_for(lambda: query(prom.url, 'llmops:drift_score:max{model="chat-shifted"}'), 30)
+        assert float(recorded[0]["value"][1]) > 0.25
+
+        # the alert reached Alertmanager, for the shifted features of the shifted model only
+        def drift_alerts() -> set[tuple[str, str]]:
+            alerts = [a for a in alertmanager_alerts(am.url) if a["labels"]["alertname"] == "FeatureDrift"]
+            found = {(a["labels"]["model"], a["labels"]["feature"]) for a in alerts}
+            return found if len(found) == len(SHIFTED) else set()
+
+        found = wait_for(drift_alerts, timeout=30, message="FeatureDrift alerts in Alertmanager")
+        assert found == {("chat-shifted", f) for f in SHIFTED}
