@@ -1,30 +1,129 @@
-"""Deterministic YAML text from plain values (libyaml's emitter): block style, literal multi-line strings."""
+"""Deterministic YAML text from plain values, in block style with literal multi-line strings.
+
+A small emitter for the shapes the targets build (mappings, lists, strings, numbers, booleans, null), about
+four times faster than PyYAML's representer, which dominated compile time. Quoting follows YAML 1.1's
+implicit resolvers (what Kubernetes' parser uses), so a string such as ``"on"``, ``"1.0"`` or ``"2026-01-01"``
+stays a string; every output is checked to load back equal in the tests.
+"""
 
 from __future__ import annotations
 
+import json
+import math
+import re
+from functools import lru_cache
 from typing import Any
 
-import yaml
+from yaml.resolver import Resolver
 
-_BaseDumper: type[Any] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-
-
-class _Dumper(_BaseDumper):  # type: ignore[misc]
-    """Keeps key order as built (targets build keys in conventional order) and writes text readably."""
-
-
-def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    if "\n" in value and not any(ch in value for ch in "\r\t") and value == value.rstrip(" "):
-        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value)
+_IMPLICIT = Resolver.yaml_implicit_resolvers
+_INDICATORS = set("-?:,[]{}#&*!|>'\"%@`")
+_NOT_PRINTABLE = re.compile(r"[^\t\n\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]|[\x85\u2028\u2029\ufeff]")
+_UNSAFE_INSIDE = re.compile(r"(: |:$| #|\t|[\x00-\x1f\x7f\x85\u2028\u2029\ufeff])")
 
 
-_Dumper.add_representer(str, _represent_str)
+@lru_cache(maxsize=65536)
+def _plain_is_safe(text: str) -> bool:
+    """Whether ``text`` can be written unquoted and still load back as the same string."""
+    if not text or text != text.strip() or text[0] in _INDICATORS or text in ("~", "<<", "="):
+        return False
+    if _UNSAFE_INSIDE.search(text) or not text.isprintable():
+        return False
+    return not any(regexp.match(text) for _, regexp in _IMPLICIT.get(text[0], []))
+
+
+def _literal_block(text: str, indent: str) -> str | None:
+    """A ``|`` block for multi-line text, or None when a block cannot carry it exactly."""
+    lines = text.split("\n")
+    if (not text.isprintable() and any(not line.isprintable() for line in lines)) or lines[0].startswith(" "):
+        return None
+    if any(line != line.rstrip(" ") for line in lines) or "\t" in text or "\r" in text:
+        return None
+    body_lines = lines[:-1] if text.endswith("\n") else lines
+    trailing = len(text) - len(text.rstrip("\n"))
+    chomp = "-" if trailing == 0 else ("" if trailing == 1 else "+")
+    if trailing > 1:
+        body_lines = text[: len(text) - trailing].split("\n") + [""] * (trailing - 1)
+    body = "\n".join(f"{indent}{line}" if line else "" for line in body_lines)
+    return f"|{chomp}\n{body}"
+
+
+def _scalar(value: Any) -> str:
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ".nan"
+        if math.isinf(value):
+            return ".inf" if value > 0 else "-.inf"
+        text = repr(value)
+        if "." not in text and "e" in text:
+            text = text.replace("e", ".0e", 1)
+        return text
+    text = str(value)
+    return text if _plain_is_safe(text) else _double_quoted(text)
+
+
+def _double_quoted(text: str) -> str:
+    """A YAML double-quoted scalar (JSON's escapes are YAML's), escaping what YAML forbids raw."""
+    quoted = json.dumps(text, ensure_ascii=False)
+    return _NOT_PRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}" if ord(m.group()) < 0x10000
+                              else f"\\U{ord(m.group()):08x}", quoted)
+
+
+def _emit(value: Any, indent: int, out: list[str]) -> None:
+    """Append the lines of a non-empty mapping or list whose entries start at column ``indent``."""
+    pad = " " * indent
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _emit_entry(f"{pad}{_scalar(str(key))}:", item, indent, out)
+        return
+    for item in value:
+        if isinstance(item, dict) and item:
+            for position, (key, child) in enumerate(item.items()):
+                prefix = f"{pad}- " if position == 0 else f"{pad}  "
+                _emit_entry(f"{prefix}{_scalar(str(key))}:", child, indent + 2, out)
+        elif isinstance(item, list) and item:
+            inner: list[str] = []
+            _emit(item, indent + 2, inner)
+            inner[0] = f"{pad}- {inner[0][indent + 2:]}"
+            out.extend(inner)
+        else:
+            _emit_entry(f"{pad}-", item, indent, out)
+
+
+def _emit_entry(prefix: str, item: Any, key_indent: int, out: list[str]) -> None:
+    """One ``key: value`` or ``- value`` entry; ``key_indent`` is the column of the key or dash."""
+    if isinstance(item, dict) and item:
+        out.append(prefix)
+        _emit(item, key_indent + 2, out)
+    elif isinstance(item, list) and item:
+        out.append(prefix)
+        # A list under a key is not indented further (PyYAML's and kubectl's style); under a dash it must be.
+        _emit(item, key_indent if prefix.endswith(":") else key_indent + 2, out)
+    elif isinstance(item, dict):
+        out.append(f"{prefix} {{}}")
+    elif isinstance(item, list):
+        out.append(f"{prefix} []")
+    elif isinstance(item, str) and "\n" in item:
+        block = _literal_block(item, " " * (key_indent + 2))
+        out.append(f"{prefix} {block}" if block is not None else f"{prefix} {_scalar(item)}")
+    else:
+        out.append(f"{prefix} {_scalar(item)}")
 
 
 def dump_yaml(value: Any) -> str:
-    """One YAML document; same value, same text, on any machine."""
-    text: str = yaml.dump(
-        value, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=4096, indent=2
-    )
-    return text
+    """One YAML document for a mapping or list; same value, same text, on any machine."""
+    if not isinstance(value, dict | list):
+        return _scalar(value) + "\n"
+    if not value:
+        return "{}\n" if isinstance(value, dict) else "[]\n"
+    out: list[str] = []
+    _emit(value, 0, out)
+    return "\n".join(out) + "\n"
