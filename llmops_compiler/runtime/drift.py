@@ -65,7 +65,8 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Hashable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -488,7 +489,7 @@ class FeatureResult:
     field: str
     n_reference: int
     n_current: int
-    scores: dict[str, float] = field(default_factory=dict)
+    scores: dict[str, float] = dataclass_field(default_factory=dict)
 
 
 def score_features(

@@ -393,6 +393,21 @@ def test_output_report_matches_pushed_values(pushed: dict[str, Any]) -> None:
             assert pushed_value == pytest.approx(value, rel=1e-12)
 
 
+def test_grouping_labels_keep_separate_checks(pushgw: Server, datasets: dict[str, Path]) -> None:
+    # A push replaces its whole group; two checks of one model stay apart with a grouping label each.
+    for check, feature in (("inputs", "x:numeric"), ("language", "lang:categorical")):
+        proc = run_drift(
+            "--model", "grouped", "--reference", datasets["reference"], "--current", datasets["stable"],
+            "--feature", feature, "--method", "psi", "--pushgateway", pushgw.url,
+            "--grouping-label", f"check={check}",
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+    scores = pushed_scores(pushgw.url)
+    assert scores[("grouped", "x", "psi")][1]["check"] == "inputs"
+    assert scores[("grouped", "lang", "psi")][1]["check"] == "language"
+    assert LABEL_ENVIRONMENT not in scores[("grouped", "x", "psi")][1]
+
+
 def test_cli_without_pushgateway_prints_only(datasets: dict[str, Path]) -> None:
     proc = run_drift(
         "--model", "m", "--reference", datasets["reference"], "--current", datasets["shifted"],
@@ -467,8 +482,9 @@ def test_missing_field_is_named(datasets: dict[str, Path]) -> None:
     ],
 )
 def test_bad_arguments(datasets: dict[str, Path], args: list[str], needles: list[str]) -> None:
-    base = ["--model", "m", "--reference", datasets["reference"], "--current", datasets["stable"]]
-    feature = [] if "--feature" in args else ["--feature", "x:numeric"]
+    base: list[str | Path] = ["--model", "m", "--reference", datasets["reference"]]
+    base += ["--current", datasets["stable"]]
+    feature: list[str] = [] if "--feature" in args else ["--feature", "x:numeric"]
     proc = run_drift(*base, *feature, *args)
     _assert_one_line_error(proc, *needles)
 
@@ -540,8 +556,11 @@ def test_prometheus_scrapes_pushgateway_and_alerts(
 
         # the alert reached Alertmanager, for the shifted features of the shifted model only
         def drift_alerts() -> set[tuple[str, str]]:
-            alerts = [a for a in alertmanager_alerts(am.url) if a["labels"]["alertname"] == "FeatureDrift"]
-            found = {(a["labels"]["model"], a["labels"]["feature"]) for a in alerts}
+            found = {
+                (a["labels"]["model"], a["labels"]["feature"])
+                for a in alertmanager_alerts(am.url)
+                if a["labels"]["alertname"] == "FeatureDrift" and a["labels"]["model"].startswith("chat-")
+            }
             return found if len(found) == len(SHIFTED) else set()
 
         found = wait_for(drift_alerts, timeout=30, message="FeatureDrift alerts in Alertmanager")
