@@ -298,14 +298,16 @@ def datasets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-def run_drift(*args: str | Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_drift(
+    *args: str | Path, timeout: float = 60, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     return subprocess.run(
         [sys.executable, "-m", "llmops_compiler.runtime.drift", *map(str, args)],
         capture_output=True,
         text=True,
         timeout=timeout,
-        cwd=REPO,
+        cwd=cwd or REPO,
         env=env,
     )
 
@@ -429,6 +431,7 @@ def test_mlflow_logging(datasets: dict[str, Path], tmp_path: Path) -> None:
         "--model", "chat", "--reference", datasets["reference"], "--current", datasets["shifted"],
         "--feature", "x:numeric", "--feature", "lang:categorical", "--environment", "staging",
         "--mlflow-tracking-uri", tracking_uri, "--mlflow-experiment", "drift-chat",
+        cwd=tmp_path,  # MLflow's default artifact root (./mlruns) lands here, not in the repository
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "logged to MLflow run" in proc.stdout
@@ -444,6 +447,9 @@ def test_mlflow_logging(datasets: dict[str, Path], tmp_path: Path) -> None:
     assert run.data.params["bins"] == "10"
     assert run.data.tags["llmops.model"] == "chat"
     assert run.data.tags["llmops.environment"] == "staging"
+    artifacts = Path(run.info.artifact_uri.removeprefix("file://"))
+    assert artifacts.is_relative_to(tmp_path)
+    assert json.loads((artifacts / "drift.json").read_text())["model"] == "chat"
 
 
 def _assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
