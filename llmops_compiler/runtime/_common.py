@@ -253,6 +253,7 @@ def mlflow_client(tracking_uri: str) -> MlflowClient:
     import mlflow
     from mlflow import MlflowClient
 
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # mlflow resets its level on import
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
