@@ -196,8 +196,8 @@ def specs_at_revision(specs_dir: Path, revision: str, destination: Path) -> Path
     """Extract ``specs_dir`` as it was at ``revision`` into ``destination``; None when it did not exist."""
     specs_dir = specs_dir.resolve()
 
-    def git(*args: str) -> bytes:
-        result = subprocess.run(["git", "-C", str(specs_dir), *args], capture_output=True, check=False)
+    def git(*args: str, cwd: Path = specs_dir) -> bytes:
+        result = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, check=False)
         if result.returncode != 0:
             raise GitError(result.stderr.decode(errors="replace").strip() or f"git {' '.join(args)} failed")
         return result.stdout
@@ -205,11 +205,11 @@ def specs_at_revision(specs_dir: Path, revision: str, destination: Path) -> Path
     top = Path(git("rev-parse", "--show-toplevel").decode().strip())
     relative = specs_dir.relative_to(top.resolve()).as_posix()
     git("rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}")
-    listing = git("ls-tree", "-d", "--name-only", revision, "--", relative).decode().split()
+    listing = git("ls-tree", "-d", "--name-only", revision, "--", relative, cwd=top).decode().splitlines()
     target = destination / specs_dir.name
     if relative not in listing:
         return None
-    archive = git("archive", "--format=tar", revision, "--", relative)
+    archive = git("archive", "--format=tar", revision, "--", relative, cwd=top)
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar, tempfile.TemporaryDirectory() as unpack:
         tar.extractall(unpack, filter="data")
         Path(unpack, relative).rename(target)
