@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -99,16 +99,22 @@ def duration_seconds(value: str) -> float:
     return sum(int(number) * DURATION_SECONDS[unit] for number, unit in re.findall(r"(\d+)(ms|y|w|d|h|m|s)", value))
 
 
-DnsLabel = Annotated[str, AfterValidator(_dns_label)]
-ObjectName = Annotated[str, AfterValidator(_dns_subdomain)]
-Identifier = Annotated[str, AfterValidator(_identifier)]
-Quantity = Annotated[str, BeforeValidator(_number_as_text), AfterValidator(_quantity)]
-Duration = Annotated[str, AfterValidator(_duration)]
-PinnedImage = Annotated[str, AfterValidator(_image)]
-Cron = Annotated[str, AfterValidator(_cron)]
-Url = Annotated[str, AfterValidator(_url)]
-LabelKey = Annotated[str, AfterValidator(_label_key)]
-LabelValue = Annotated[str, AfterValidator(_label_value)]
+DnsLabel = Annotated[str, AfterValidator(_dns_label),
+                     WithJsonSchema({"type": "string", "pattern": DNS_LABEL.pattern, "maxLength": 63})]
+ObjectName = Annotated[str, AfterValidator(_dns_subdomain),
+                       WithJsonSchema({"type": "string", "pattern": DNS_SUBDOMAIN.pattern, "maxLength": 253})]
+Identifier = Annotated[str, AfterValidator(_identifier), WithJsonSchema({"type": "string", "pattern": IDENTIFIER.pattern})]
+Quantity = Annotated[
+    str, BeforeValidator(_number_as_text), AfterValidator(_quantity),
+    WithJsonSchema({"anyOf": [{"type": "string", "pattern": QUANTITY.pattern}, {"type": "number", "minimum": 0}]}),
+]
+Duration = Annotated[str, AfterValidator(_duration), WithJsonSchema({"type": "string", "pattern": DURATION.pattern})]
+PinnedImage = Annotated[str, AfterValidator(_image), WithJsonSchema({"type": "string", "pattern": IMAGE_DIGEST.pattern})]
+Cron = Annotated[str, AfterValidator(_cron), WithJsonSchema({"type": "string", "pattern": CRON.pattern})]
+Url = Annotated[str, AfterValidator(_url), WithJsonSchema({"type": "string", "pattern": URL.pattern})]
+LabelKey = Annotated[str, AfterValidator(_label_key), WithJsonSchema({"type": "string", "pattern": LABEL_KEY.pattern})]
+LabelValue = Annotated[str, AfterValidator(_label_value),
+                       WithJsonSchema({"type": "string", "pattern": LABEL_VALUE.pattern})]
 Fraction = Annotated[float, Field(gt=0, lt=1)]
 Action = Literal["retrain", "rollback", "notify"]
 

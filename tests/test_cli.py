@@ -1,0 +1,155 @@
+"""The `llmops` command end to end: check, diff (with git), graph, schema, formats and exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import jsonschema
+import yaml
+from click.testing import Result
+from conftest import EXAMPLE_SPECS, ROOT
+
+Cli = Callable[..., Result]
+
+
+def test_help_starts_without_heavy_imports() -> None:
+    probe = (
+        "import sys; from llmops_compiler import cli; "
+        "heavy = [m for m in ('pydantic', 'hera', 'kubernetes', 'torch', 'transformers', 'mlflow', 'jinja2', "
+        "'cloudcoil', 'rich') if m in sys.modules]; print(heavy)"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+    help_text = subprocess.run([sys.executable, "-m", "llmops_compiler.cli", "--help"], capture_output=True,
+                               text=True, check=True).stdout
+    for command in ("compile", "check", "diff", "validate", "schema", "graph"):
+        assert command in help_text
+
+
+def test_check_passes_on_a_fresh_compile_and_fails_with_a_unified_diff_when_stale(
+    cli: Cli, example_copy: Path
+) -> None:
+    assert cli("check", cwd=example_copy).exit_code == 0
+    chain = example_copy / "generated/prod/configmaps/chain-support-answer.configmap.yaml"
+    chain.write_text(chain.read_text().replace("topK: 5", "topK: 7"))
+    (example_copy / "generated/dev/namespace/support-dev.namespace.yaml").unlink()
+    result = cli("check", cwd=example_copy)
+    assert result.exit_code == 1
+    assert "--- a/generated/prod/configmaps/chain-support-answer.configmap.yaml" in result.stdout
+    assert "-      topK: 7" in result.stdout and "+      topK: 5" in result.stdout
+    assert "--- /dev/null" in result.stdout and "+++ b/generated/dev/namespace/support-dev.namespace.yaml" in result.stdout
+    assert "stale: 2 file(s) differ" in result.stderr
+    github = cli("check", "--format", "github", cwd=example_copy)
+    assert github.exit_code == 1
+    assert "::error file=generated/prod/configmaps/chain-support-answer.configmap.yaml,title=LLM600::" in github.stdout
+
+
+def test_validate_reports_every_problem_with_positions_in_three_formats(cli: Cli, example_copy: Path) -> None:
+    prompt = example_copy / "specs/prompts/rewrite-query.yaml"
+    prompt.write_text(prompt.read_text().replace("model: support-llm", "model: suport-llm"))
+    tool = example_copy / "specs/tools/order-status.yaml"
+    tool.write_text(tool.read_text().replace("timeout: 5s", "timeout: 5 seconds"))
+    human = cli("validate", cwd=example_copy)
+    assert human.exit_code == 1
+    assert ("specs/prompts/rewrite-query.yaml:7:10: error[LLM310]: Prompt `rewrite-query` refers to Model "
+            "`suport-llm`, which no spec defines") in human.stderr
+    assert "  hint: did you mean `support-llm`?" in human.stderr
+    assert "specs/tools/order-status.yaml:10:12: error[LLM105]: `timeout`: `5 seconds` is not a duration" in human.stderr
+    assert "Traceback" not in human.output
+    as_json = json.loads(cli("validate", "--format", "json", cwd=example_copy).stdout)
+    assert {(row["file"], row["line"], row["column"]) for row in as_json} == {
+        ("specs/prompts/rewrite-query.yaml", 7, 10), ("specs/tools/order-status.yaml", 10, 12)
+    }
+    github = cli("validate", "--format", "github", cwd=example_copy).stdout.splitlines()
+    assert github[0].startswith("::error file=specs/prompts/rewrite-query.yaml,line=7,col=10,title=LLM310::")
+
+
+def test_exit_codes(cli: Cli, tmp_path: Path) -> None:
+    assert cli("validate", cwd=ROOT).exit_code == 0
+    assert cli("compile", "--no-such-flag", cwd=ROOT).exit_code == 2
+    missing = cli("validate", str(tmp_path / "nope"))
+    assert missing.exit_code == 1 and "does not exist" in missing.stderr
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True,
+                          env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
+                               "GIT_COMMITTER_EMAIL": "t@example.com", "PATH": "/usr/bin:/bin"}).stdout
+
+
+def test_diff_against_a_git_base_shows_a_plan_per_environment(cli: Cli, example_copy: Path) -> None:
+    _git(example_copy, "init", "-q", "-b", "main")
+    _git(example_copy, "add", "-A")
+    _git(example_copy, "commit", "-qm", "base")
+    assert cli("diff", "--base", "HEAD", cwd=example_copy).exit_code == 0
+    chain = example_copy / "specs/chains/support-answer.yaml"
+    chain.write_text(chain.read_text().replace("topK: 5", "topK: 8"))
+    prompt = example_copy / "specs/prompts/answer.yaml"
+    prompt.write_text(prompt.read_text().replace("asks: {{ question }}", "writes: {{ question }}"))
+    (example_copy / "specs/prompts/summarize-ticket.yaml").unlink()
+    result = cli("diff", "--base", "HEAD", cwd=example_copy)
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert lines[:3] == [
+        "dev: 0 to add, 1 to change, 1 to replace, 1 to delete",
+        "prod: 0 to add, 1 to change, 1 to replace, 1 to delete",
+        "staging: 0 to add, 1 to change, 1 to replace, 1 to delete",
+    ]
+    assert any(line.startswith("-/+ prod: ConfigMap/prompt-answer-") and "(replace)" in line for line in lines)
+    assert "~ prod: ConfigMap/chain-support-answer (change)" in lines
+    assert "- prod: ConfigMap/prompt-summarize-ticket-" in result.stdout
+    assert "-      topK: 5" in result.stdout and "+      topK: 8" in result.stdout
+    markdown = cli("diff", "--base", "HEAD", "--format", "markdown", cwd=example_copy).stdout
+    assert markdown.startswith("### llmops plan\n\n- **dev: 0 to add, 1 to change, 1 to replace, 1 to delete**")
+    assert "```diff" in markdown and "<details>" in markdown
+
+
+def test_diff_without_base_compares_with_the_output_folder(cli: Cli, example_copy: Path) -> None:
+    assert cli("diff", cwd=example_copy).exit_code == 0
+    project = example_copy / "specs/project.yaml"
+    project.write_text(project.read_text().replace("autoSync: false   # prod syncs by hand after review",
+                                                   "autoSync: true"))
+    result = cli("diff", cwd=example_copy)
+    assert result.exit_code == 1
+    assert "argocd: 0 to add, 1 to change, 0 to delete" in result.stdout
+    assert "spec.syncPolicy.automated.prune: (none) → true" in result.stdout
+
+
+def test_diff_with_an_unknown_ref_is_a_usage_error(cli: Cli, example_copy: Path) -> None:
+    _git(example_copy, "init", "-q", "-b", "main")
+    _git(example_copy, "add", "-A")
+    _git(example_copy, "commit", "-qm", "base")
+    result = cli("diff", "--base", "no-such-ref", cwd=example_copy)
+    assert result.exit_code == 2 and "cannot read specs at `no-such-ref`" in result.stderr
+
+
+def test_graph_in_three_formats(cli: Cli) -> None:
+    text = cli("graph", str(EXAMPLE_SPECS)).stdout
+    assert "Chain/support-answer\n  └─ uses KnowledgeBase/help-center\n" in text
+    dot = cli("graph", str(EXAMPLE_SPECS), "--format", "dot").stdout
+    assert '"Prompt/answer" -> "Model/support-llm";' in dot and dot.startswith("digraph llmops {")
+    mermaid = cli("graph", str(EXAMPLE_SPECS), "--format", "mermaid").stdout
+    assert "Chain_support_answer --> Tool_order_status" in mermaid
+
+
+def test_schema_is_committed_and_accepts_every_example_document(cli: Cli) -> None:
+    text = cli("schema").stdout
+    committed = (EXAMPLE_SPECS / ".schema/llmops.schema.json").read_text()
+    assert text == committed, "specs/.schema/llmops.schema.json is stale: run `llmops schema -o ...`"
+    schema = json.loads(text)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    for path in EXAMPLE_SPECS.rglob("*.yaml"):
+        first_line = path.read_text().splitlines()[0]
+        assert first_line.startswith("# yaml-language-server: $schema="), path
+        assert (path.parent / first_line.split("$schema=")[1]).resolve() == EXAMPLE_SPECS / ".schema/llmops.schema.json"
+        for document in yaml.safe_load_all(path.read_text()):
+            errors = list(validator.iter_errors(document))
+            assert not errors, f"{path}: {errors[0].message}"
+    bad = {"apiVersion": "llmops.dev/v1alpha1", "kind": "Model", "metadata": {"name": "m"},
+           "spec": {"baseModel": "x", "registeredModel": "m", "tunning": {}}}
+    assert any("tunning" in error.message for error in validator.iter_errors(bad))
