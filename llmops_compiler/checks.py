@@ -14,7 +14,16 @@ from pydantic import BaseModel
 
 from .diagnostics import did_you_mean
 from .load import YamlPath
-from .specs import ChainSpec, KnowledgeBaseSpec, ModelSpec, MonitorSpec, ProjectSpec, PromptSpec, RolloutPolicySpec, ToolSpec
+from .specs import (
+    ChainSpec,
+    KnowledgeBaseSpec,
+    ModelSpec,
+    MonitorSpec,
+    ProjectSpec,
+    PromptSpec,
+    RolloutPolicySpec,
+    ToolSpec,
+)
 from .specs.model import EVALUATION_METRICS
 
 
@@ -181,7 +190,9 @@ def _check_reference(reference: str, inputs: list[str], steps: list[str]) -> str
             f"`{reference}` reads chain input `{parts[1]}`, which the chain does not declare"
         )
     if len(parts) == 3 and parts[0] == "steps" and parts[2] == "output":
-        return None if parts[1] in steps else f"`{reference}` reads the output of step `{parts[1]}`, which does not exist"
+        if parts[1] in steps:
+            return None
+        return f"`{reference}` reads the output of step `{parts[1]}`, which does not exist"
     return f"`{reference}` is not a reference: write `input.<name>` or `steps.<step>.output`"
 
 

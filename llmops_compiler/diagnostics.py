@@ -69,7 +69,7 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
 def render_human(diagnostics: Sequence[Diagnostic], color: bool = False) -> str:
     lines = []
     for diagnostic in diagnostics:
-        label = diagnostic.severity
+        label: str = diagnostic.severity
         if color:
             tint = "31" if diagnostic.severity == "error" else "33"
             label = f"\x1b[1;{tint}m{label}\x1b[0m"

@@ -79,7 +79,8 @@ def render_files(resources: list[Resource], environments: list[str]) -> tuple[Fi
         if item.path in files:
             problems.append(Diagnostic(
                 Position(item.source.split(" ")[0]), "LLM501",
-                f"{item.kind} `{item.name}` would be written to `{item.path}`, which {sources[item.path]} also produces",
+                f"{item.kind} `{item.name}` would be written to `{item.path}`, "
+                f"which {sources[item.path]} also produces",
                 "rename one of the specs so their generated names differ",
             ))
             continue
@@ -203,7 +204,8 @@ def _write_output(output: Path, files: Files) -> WriteResult:
     if clashes:
         raise OutputConflict([
             Diagnostic(Position(str(output / path)), "LLM503",
-                       "this file is not owned by llmops-compiler (not in its manifest), and a compile would overwrite it",
+                       "this file is not owned by llmops-compiler (not in its manifest), "
+                       "and a compile would overwrite it",
                        "move or delete it, or compile into another folder")
             for path in clashes
         ])

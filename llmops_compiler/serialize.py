@@ -18,7 +18,9 @@ from yaml.resolver import Resolver
 
 _IMPLICIT = Resolver.yaml_implicit_resolvers
 _INDICATORS = set("-?:,[]{}#&*!|>'\"%@`")
-_NOT_PRINTABLE = re.compile(r"[^\t\n\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]|[\x85\u2028\u2029\ufeff]")
+_NOT_PRINTABLE = re.compile(
+    r"[^\t\n\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]|[\x85\u2028\u2029\ufeff]"
+)
 _UNSAFE_INSIDE = re.compile(r"(: |:$| #|\t|[\x00-\x1f\x7f\x85\u2028\u2029\ufeff])")
 
 

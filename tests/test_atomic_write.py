@@ -87,7 +87,7 @@ def test_sigkill_mid_write_leaves_the_output_untouched(tmp_path: Path) -> None:
     # Change every prompt so that the next compile rewrites most files.
     for prompt in specs.glob("prompts/*.yaml"):
         prompt.write_text(prompt.read_text().replace("You answer", "You carefully answer"))
-    for attempt in range(20):
+    for _attempt in range(20):
         process = subprocess.Popen(
             [sys.executable, "-m", "llmops_compiler.cli", "compile", str(specs), "-o", str(output)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -41,7 +41,8 @@ def test_check_passes_on_a_fresh_compile_and_fails_with_a_unified_diff_when_stal
     assert result.exit_code == 1
     assert "--- a/generated/prod/configmaps/chain-support-answer.configmap.yaml" in result.stdout
     assert "-      topK: 7" in result.stdout and "+      topK: 5" in result.stdout
-    assert "--- /dev/null" in result.stdout and "+++ b/generated/dev/namespace/support-dev.namespace.yaml" in result.stdout
+    assert "--- /dev/null" in result.stdout
+    assert "+++ b/generated/dev/namespace/support-dev.namespace.yaml" in result.stdout
     assert "stale: 2 file(s) differ" in result.stderr
     github = cli("check", "--format", "github", cwd=example_copy)
     assert github.exit_code == 1
@@ -58,7 +59,8 @@ def test_validate_reports_every_problem_with_positions_in_three_formats(cli: Cli
     assert ("specs/prompts/rewrite-query.yaml:7:10: error[LLM310]: Prompt `rewrite-query` refers to Model "
             "`suport-llm`, which no spec defines") in human.stderr
     assert "  hint: did you mean `support-llm`?" in human.stderr
-    assert "specs/tools/order-status.yaml:10:12: error[LLM105]: `timeout`: `5 seconds` is not a duration" in human.stderr
+    assert ("specs/tools/order-status.yaml:10:12: error[LLM105]: `timeout`: `5 seconds` is not a duration"
+            in human.stderr)
     assert "Traceback" not in human.output
     as_json = json.loads(cli("validate", "--format", "json", cwd=example_copy).stdout)
     assert {(row["file"], row["line"], row["column"]) for row in as_json} == {

@@ -84,7 +84,7 @@ def test_layout_one_resource_per_file_with_header_and_conventional_key_order(exa
         if "metadata" in keys:
             assert keys[2] == "metadata", path
         if "/" in path and not path.startswith("argocd/") and not path.endswith(conventions.KUSTOMIZATION_FILE):
-            environment, folder, name = path.split("/")
+            _, folder, name = path.split("/")
             assert folder == conventions.KIND_FOLDERS[documents[0]["kind"]]
             assert name == f"{documents[0]['metadata']['name']}.{documents[0]['kind'].lower()}.yaml"
 

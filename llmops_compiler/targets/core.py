@@ -29,7 +29,7 @@ def namespace(view: EnvironmentView) -> list[Resource]:
 
 
 def service_accounts(view: EnvironmentView) -> list[Resource]:
-    resources = []
+    resources: list[Resource] = []
     for account, rules in ROLE_RULES.items():
         meta = metadata(view, account, component="rbac")
         objects: list[Body] = [
