@@ -155,3 +155,19 @@ def test_schema_is_committed_and_accepts_every_example_document(cli: Cli) -> Non
     bad = {"apiVersion": "llmops.dev/v1alpha1", "kind": "Model", "metadata": {"name": "m"},
            "spec": {"baseModel": "x", "registeredModel": "m", "tunning": {}}}
     assert any("tunning" in error.message for error in validator.iter_errors(bad))
+
+
+def test_user_ci_workflow_and_pre_commit_hooks_run_real_commands(cli: Cli) -> None:
+    workflow = yaml.safe_load((ROOT / ".github/workflows/llmops.yml").read_text())
+    steps = workflow["jobs"]["check"]["steps"]
+    scripts = "\n".join(step.get("run", "") for step in steps)
+    assert "llmops check --format github" in scripts
+    assert 'llmops diff --base "origin/${BASE_REF}" --format markdown >> "$GITHUB_STEP_SUMMARY"' in scripts
+    for step in steps:
+        if "uses" in step:  # third-party actions pinned by commit, never by a movable tag
+            assert len(step["uses"].split("@")[1]) == 40, step["uses"]
+    hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    for hook in hooks:
+        program, *arguments = hook["entry"].split()
+        assert program == "llmops"
+        assert cli(*arguments, "--help").exit_code == 0, hook["id"]
