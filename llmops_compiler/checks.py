@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from . import conventions
+from .burn_rates import TIER_PAGE, decimal_text, error_budget, lowest_factor
 from .diagnostics import did_you_mean
 from .load import YamlPath
 from .specs import (
@@ -289,6 +291,36 @@ def check_monitor(spec: MonitorSpec, raw: dict[str, Any]) -> Iterator[Finding]:
                       "add `logs: s3://bucket/prefix/`", at_key=True)
     for index, metric in _duplicates([quality.metric for quality in spec.quality]):
         yield Finding(("quality", index, "metric"), "LLM260", f"quality metric `{metric}` is listed twice")
+    yield from _check_monitor_alerting(spec)
+
+
+FETCHABLE_SCHEMES = ("s3://", "gs://", "https://", "http://")
+
+
+def _check_monitor_alerting(spec: MonitorSpec) -> Iterator[Finding]:
+    """What the monitoring loop needs beyond the shape: inputs a workflow can fetch, alerts that can fire."""
+    inputs: list[tuple[YamlPath, str]] = [(("logs",), spec.logs)] if spec.logs and spec.drift else []
+    inputs += [(("drift", index, "reference"), check.reference) for index, check in enumerate(spec.drift)]
+    for path, uri in inputs:
+        if not uri.startswith(FETCHABLE_SCHEMES):
+            yield Finding(path, "LLM265", f"`{uri}` cannot be fetched by the drift workflow",
+                          "use an `s3://`, `gs://` or `https://` URI")
+    for index, pair in _duplicates([f"{check.feature}/{check.method}" for check in spec.drift]):
+        feature, method = pair.split("/")
+        yield Finding(("drift", index, "method"), "LLM266",
+                      f"two drift checks score feature `{feature}` with `{method}`: their alerts would be one",
+                      "keep one check per feature and method")
+    for index, slo in enumerate(spec.slos):
+        needed = lowest_factor(slo.window, TIER_PAGE) * error_budget(slo.objective)
+        if slo.page and needed >= 1:
+            yield Finding(("slos", index, "objective"), "LLM267",
+                          f"with objective {slo.objective}, a page needs more than {decimal_text(needed * 100)}% "
+                          "of requests to be bad, which cannot happen",
+                          "raise the objective, or set `page: false`")
+    if spec.notification.receiver == conventions.EVENTS_RECEIVER:
+        yield Finding(("notification", "receiver"), "LLM268",
+                      f"receiver name `{conventions.EVENTS_RECEIVER}` is taken by the Argo Events webhook",
+                      "choose another name")
 
 
 # --- RolloutPolicy ---------------------------------------------------------------------------------

@@ -106,3 +106,48 @@ TUNE_PARAM_DATASET: Final = "dataset-uri"
 TUNE_PARAM_REASON: Final = "reason"
 TUNE_PARAM_ALERT: Final = "source-alert"
 TUNE_PARAM_FEATURE: Final = "feature"
+
+
+# --- the monitoring loop: rules, alert routing and the triggers that act on alerts ----------------
+LABEL_SLO: Final = "slo"
+LABEL_CHECK: Final = "check"
+LABEL_NAMESPACE: Final = "namespace"
+LABEL_ALERTNAME: Final = "alertname"
+
+ALERT_SLO_BURN: Final = "LLMErrorBudgetBurn"
+ALERT_DRIFT: Final = "LLMFeatureDrift"
+ALERT_QUALITY: Final = "LLMQualityBelowMinimum"
+
+ALERT_ANNOTATION_SUMMARY: Final = "summary"
+ALERT_ANNOTATION_DESCRIPTION: Final = "description"
+ALERT_ANNOTATION_RUNBOOK: Final = "runbook_url"
+ALERT_ANNOTATION_DASHBOARD: Final = "dashboard_url"
+
+
+def slo_error_ratio_record(window: str) -> str:
+    """Recording rule of an SLO's error ratio over ``window`` (series labelled model, slo, environment)."""
+    return f"llmops_slo:error_ratio:rate{window}"
+
+
+def monitor_resource_name(monitor: str) -> str:
+    """The PrometheusRule, AlertmanagerConfig, EventSource and Sensor of one Monitor."""
+    return f"monitor-{monitor}"
+
+
+# Alertmanager: the receiver that forwards retrain/rollback alerts to Argo Events, and notify's default.
+EVENTS_RECEIVER: Final = "llmops-argo-events"
+NOTIFY_RECEIVER: Final = "llmops-notify"
+# Labels a notification groups alerts by; the Sensor reads them from the payload's `commonLabels`.
+ALERT_GROUP_BY: Final = (
+    "alertname", "model", "environment", "llmops_action", "slo", "feature", "metric", "severity",
+)
+
+# Argo Events: the webhook that receives Alertmanager's notifications.
+ALERT_WEBHOOK_EVENT: Final = "alertmanager"
+ALERT_WEBHOOK_PORT: Final = 12000
+ALERT_WEBHOOK_ENDPOINT: Final = "/alerts"
+
+
+def eventsource_service_url(eventsource: str, namespace: str, port: int, endpoint: str) -> str:
+    """In-cluster URL of a webhook EventSource (Argo Events names its Service `<name>-eventsource-svc`)."""
+    return f"http://{eventsource}-eventsource-svc.{namespace}.svc:{port}{endpoint}"

@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from .common import Action, Cron, DnsLabel, Duration, Fraction, Identifier, StrictModel, Url
+from .. import conventions
+from .common import Action, Cron, DnsLabel, Duration, Fraction, Identifier, SecretKeyRef, StrictModel, Url
 
 
 class Feature(StrictModel):
@@ -45,6 +46,17 @@ class QualityCheck(StrictModel):
     action: Action = "notify"
 
 
+class Notification(StrictModel):
+    """The Alertmanager receiver that `notify` alerts go to (every other alert of the monitor is copied to it).
+
+    Without ``webhookUrlSecret`` the receiver has no integration of its own: the alerts still reach the
+    cluster-wide Alertmanager routes, which prometheus-operator always continues to after a namespace's route.
+    """
+
+    receiver: DnsLabel = conventions.NOTIFY_RECEIVER
+    webhook_url_secret: SecretKeyRef | None = None
+
+
 class MonitorSpec(StrictModel):
     model: DnsLabel
     logs: Url | None = None
@@ -54,3 +66,13 @@ class MonitorSpec(StrictModel):
     quality: list[QualityCheck] = []
     runbook_url: Url | None = None
     dashboard_url: Url | None = None
+    notification: Notification = Notification()
+
+    def actions(self) -> set[str]:
+        """Every action the monitor's alerts ask for."""
+        return ({slo.action for slo in self.slos} | {check.action for check in self.drift}
+                | {check.action for check in self.quality})
+
+    def triggered_actions(self) -> list[str]:
+        """The actions that start a workflow (``notify`` only notifies), in a stable order."""
+        return [action for action in ("retrain", "rollback") if action in self.actions()]
