@@ -173,8 +173,9 @@ def quiet_libraries() -> None:
     """Silence progress bars and chatty INFO logs of transformers / mlflow / alembic."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", category=FutureWarning)
+    noisy = r"(torch|transformers|peft|mlflow|sqlalchemy|accelerate)(\..*)?$"
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=noisy)
+    warnings.filterwarnings("ignore", category=FutureWarning, module=noisy)
     for name in ("mlflow", "alembic", "transformers", "peft", "urllib3"):
         logging.getLogger(name).setLevel(logging.WARNING)
     try:

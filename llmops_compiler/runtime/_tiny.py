@@ -56,9 +56,7 @@ def corpus() -> list[str]:
 
 def dataset_records() -> list[dict[str, str]]:
     """Prompt/completion pairs (a leading space on the completion, as in a Q/A transcript)."""
-    recs = [
-        {"prompt": f"Q: What is the capital of {c}?\nA:", "completion": f" {city}"} for c, city in _CAPITALS
-    ]
+    recs = [{"prompt": f"Q: What is the capital of {c}?\nA:", "completion": f" {city}"} for c, city in _CAPITALS]
     recs += [{"prompt": f"Q: What colour is {t}?\nA:", "completion": f" {col}"} for t, col in _COLOURS]
     return recs
 
@@ -78,6 +76,9 @@ def build_tiny_model(out_dir: Path, *, seed: int = SEED, vocab_size: int = VOCAB
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+    from llmops_compiler.runtime._common import quiet_libraries
+
+    quiet_libraries()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 

@@ -212,9 +212,7 @@ def stable_metrics(tracking_uri: str, registered_model: str) -> tuple[str | None
     except MlflowException as exc:
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
             return None, {}
-        raise RuntimeStepError(
-            f"cannot read the '{STABLE_ALIAS}' version of {registered_model}: {exc}"
-        ) from None
+        raise RuntimeStepError(f"cannot read the '{STABLE_ALIAS}' version of {registered_model}: {exc}") from None
     values: dict[str, float] = {}
     for key, raw in (mv.tags or {}).items():
         if key.startswith("metric."):
@@ -252,11 +250,7 @@ def evaluate_gates(
         name = f"max_regression:{rg.text}"
         base = baseline.get(rg.metric)
         if version is None or base is None:
-            why = (
-                "no stable version"
-                if version is None
-                else f"stable version {version} has no metric.{rg.metric}"
-            )
+            why = "no stable version" if version is None else f"stable version {version} has no metric.{rg.metric}"
             results.append(
                 {
                     "gate": name,
@@ -422,9 +416,7 @@ def _completion_nll(model: Any, tokenizer: Any, text: str, completion: str) -> t
     return float(-token_lp[start:].sum().item()), len(completion_ids)
 
 
-def compute_metrics(
-    predictions: Sequence[str], references: Sequence[str], names: Sequence[str]
-) -> dict[str, float]:
+def compute_metrics(predictions: Sequence[str], references: Sequence[str], names: Sequence[str]) -> dict[str, float]:
     """Corpus means of the text metrics in ``names`` (perplexity and judge are computed elsewhere)."""
     funcs = {"exact_match": exact_match, "token_f1": token_f1, "rouge_l": rouge_l}
     out: dict[str, float] = {}
@@ -524,23 +516,15 @@ def build_parser() -> ArgParser:
     p.add_argument("--base-model", help="base model directory")
     p.add_argument("--adapter", help="LoRA adapter directory applied on --base-model")
     p.add_argument("--dataset", required=True, help="JSONL of {prompt, completion[, context]}")
-    p.add_argument(
-        "--metrics", default="exact_match,token_f1,rouge_l", help="comma list of " + ",".join(KNOWN_METRICS)
-    )
+    p.add_argument("--metrics", default="exact_match,token_f1,rouge_l", help="comma list of " + ",".join(KNOWN_METRICS))
     p.add_argument("--max-new-tokens", type=int, default=32)
-    p.add_argument(
-        "--judge-url", help="LLM-as-judge endpoint: POST {prompt, completion, reference} -> {score}"
-    )
+    p.add_argument("--judge-url", help="LLM-as-judge endpoint: POST {prompt, completion, reference} -> {score}")
     p.add_argument("--judge-timeout", type=float, default=30.0, help="seconds per judge request")
     p.add_argument("--gate", action="append", default=[], help="e.g. 'exact_match>=0.5' (repeatable)")
-    p.add_argument(
-        "--max-regression", action="append", default=[], help="e.g. 'rouge_l=0.02' vs the stable version"
-    )
+    p.add_argument("--max-regression", action="append", default=[], help="e.g. 'rouge_l=0.02' vs the stable version")
     p.add_argument("--registered-model", help="registered model whose 'stable' alias is the baseline")
     p.add_argument("--mlflow-tracking-uri", default="")
-    p.add_argument(
-        "--mlflow-experiment", default=DEFAULT_EXPERIMENT, help="used only when no run id is given"
-    )
+    p.add_argument("--mlflow-experiment", default=DEFAULT_EXPERIMENT, help="used only when no run id is given")
     p.add_argument("--run-id-file", help="file holding the MLflow run id to log to (from tune)")
     p.add_argument("--metrics-out", help="JSON {metrics, gates, passed}")
     p.add_argument("--predictions-out", help="JSONL of inputs, references and predictions")

@@ -52,6 +52,7 @@ TAG_DATASET_URI = "llmops.dataset_uri"
 TAG_MODEL_DIGEST = "llmops.model_digest"
 METRIC_TAG_PREFIX = "metric."
 _ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+_RESERVED_ALIAS = re.compile(r"^(latest|v\d+)$", re.IGNORECASE)
 
 
 @dataclass
@@ -112,11 +113,10 @@ def dir_digest(path: str | Path) -> str:
 def validate(cfg: RegisterConfig) -> None:
     if cfg.alias.lower() in PROTECTED_ALIASES:
         raise UsageError(
-            f"refusing to set alias '{cfg.alias}': promotion to stable is the rollout's job; "
-            "register sets 'candidate'"
+            f"refusing to set alias '{cfg.alias}': promotion to stable is the rollout's job; register sets 'candidate'"
         )
-    if not _ALIAS.match(cfg.alias):
-        raise UsageError(f"invalid alias '{cfg.alias}'")
+    if not _ALIAS.match(cfg.alias) or _RESERVED_ALIAS.match(cfg.alias):
+        raise UsageError(f"invalid alias '{cfg.alias}' (reserved by MLflow, or not [A-Za-z_][A-Za-z0-9_-]*)")
     if not cfg.registered_model.strip():
         raise UsageError("--registered-model is empty")
     if not cfg.mlflow_tracking_uri:
@@ -126,9 +126,7 @@ def validate(cfg: RegisterConfig) -> None:
         raise UsageError(f"--model-dir is empty: {cfg.model_dir}")
 
 
-def _existing_version(
-    client: MlflowClient, name: str, run_id: str | None, spec_hash: str, digest: str
-) -> Any | None:
+def _existing_version(client: MlflowClient, name: str, run_id: str | None, spec_hash: str, digest: str) -> Any | None:
     versions = client.search_model_versions(f"name = '{name}'")
     for mv in versions:
         if run_id and mv.run_id == run_id:
@@ -165,9 +163,7 @@ def register(cfg: RegisterConfig) -> RegisterResult:
         try:
             client.get_run(run_id)
         except MlflowException:
-            raise UsageError(
-                f"run id '{run_id}' from {cfg.run_id_file} does not exist in the tracking store"
-            ) from None
+            raise UsageError(f"run id '{run_id}' from {cfg.run_id_file} does not exist in the tracking store") from None
 
     existing = _existing_version(client, name, run_id, cfg.spec_hash, digest)
     created = existing is None
@@ -195,26 +191,20 @@ def register(cfg: RegisterConfig) -> RegisterResult:
     client.set_registered_model_alias(name, cfg.alias, version)
     if cfg.version_out:
         write_text(cfg.version_out, version)
-    return RegisterResult(
-        version=version, run_id=str(mv.run_id or run_id), created=created, source=str(mv.source)
-    )
+    return RegisterResult(version=version, run_id=str(mv.run_id or run_id), created=created, source=str(mv.source))
 
 
 def build_parser() -> ArgParser:
     p = ArgParser(prog=f"python -m llmops_compiler.runtime.{STEP}", description=__doc__.splitlines()[0])
     p.add_argument("--model-dir", required=True, help="adapter or full model directory to register")
     p.add_argument("--registered-model", required=True, help="registered model name")
-    p.add_argument(
-        "--metrics", required=True, help="evaluate's metrics JSON (or a flat {name: value} object)"
-    )
+    p.add_argument("--metrics", required=True, help="evaluate's metrics JSON (or a flat {name: value} object)")
     p.add_argument("--spec-hash", required=True)
     p.add_argument("--git-commit", required=True)
     p.add_argument("--dataset-uri", required=True)
     p.add_argument("--alias", default="candidate", help="alias to set (never 'stable')")
     p.add_argument("--mlflow-tracking-uri", required=True)
-    p.add_argument(
-        "--mlflow-experiment", default=DEFAULT_EXPERIMENT, help="used only when no run id is given"
-    )
+    p.add_argument("--mlflow-experiment", default=DEFAULT_EXPERIMENT, help="used only when no run id is given")
     p.add_argument("--run-id-file", help="file holding the run id of the training run")
     p.add_argument("--version-out", help="file receiving the version number")
     return p

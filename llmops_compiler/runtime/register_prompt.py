@@ -66,9 +66,7 @@ class PromptResult:
 
 
 def content_hash_of(template: str | list[dict[str, Any]]) -> str:
-    text = (
-        template if isinstance(template, str) else json.dumps(template, sort_keys=True, separators=(",", ":"))
-    )
+    text = template if isinstance(template, str) else json.dumps(template, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
@@ -118,9 +116,7 @@ def collect_prompt_files(prompts_dir: str | None, prompt_files: list[str]) -> li
     if prompts_dir:
         d = require_dir(prompts_dir, "--prompts-dir")
         files += sorted(
-            f
-            for f in d.iterdir()
-            if not f.name.startswith(".") and f.suffix.lower() in PROMPT_SUFFIXES and f.is_file()
+            f for f in d.iterdir() if not f.name.startswith(".") and f.suffix.lower() in PROMPT_SUFFIXES and f.is_file()
         )
     files += [require_file(f, "--prompt-file") for f in prompt_files]
     if not files:

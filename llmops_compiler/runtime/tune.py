@@ -133,9 +133,7 @@ def validate(cfg: TuneConfig) -> None:
         raise UsageError(f"--max-length must be >= 2, got {cfg.max_length}")
     require_dir(cfg.base_model, "--base-model")
     if not (Path(cfg.base_model) / "config.json").is_file():
-        raise UsageError(
-            f"--base-model is not a Hugging Face model directory (no config.json): {cfg.base_model}"
-        )
+        raise UsageError(f"--base-model is not a Hugging Face model directory (no config.json): {cfg.base_model}")
 
 
 def check_qlora_support() -> None:
@@ -145,9 +143,7 @@ def check_qlora_support() -> None:
     import torch
 
     if not torch.cuda.is_available():
-        raise UsageError(
-            "method 'qlora' needs a CUDA GPU (4-bit bitsandbytes); none found - use 'lora' on CPU"
-        )
+        raise UsageError("method 'qlora' needs a CUDA GPU (4-bit bitsandbytes); none found - use 'lora' on CPU")
     if importlib.util.find_spec("bitsandbytes") is None:
         raise UsageError("method 'qlora' needs the 'bitsandbytes' package, which is not installed")
 
@@ -168,9 +164,7 @@ def encode_records(
         ids = (prompt_ids + completion_ids)[:max_length]
         labels = ([-100] * len(prompt_ids) + completion_ids)[:max_length]
         if all(lab == -100 for lab in labels):
-            raise UsageError(
-                f"{dataset}: record {i}: prompt fills --max-length {max_length}, no completion left"
-            )
+            raise UsageError(f"{dataset}: record {i}: prompt fills --max-length {max_length}, no completion left")
         out.append((ids, labels))
     return out
 
@@ -209,9 +203,7 @@ def _load_model(cfg: TuneConfig) -> Any:
             bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=torch.bfloat16,
         )
-        model = AutoModelForCausalLM.from_pretrained(
-            cfg.base_model, quantization_config=bnb, device_map={"": 0}
-        )
+        model = AutoModelForCausalLM.from_pretrained(cfg.base_model, quantization_config=bnb, device_map={"": 0})
         model = prepare_model_for_kbit_training(model)
     else:
         model = AutoModelForCausalLM.from_pretrained(cfg.base_model, dtype=torch.float32)

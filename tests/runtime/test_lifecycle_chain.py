@@ -9,9 +9,7 @@ from pathlib import Path
 import pytest
 
 
-def _step(
-    python: str, step: str, args: list[str], env: dict[str, str], cwd: Path
-) -> subprocess.CompletedProcess[str]:
+def _step(python: str, step: str, args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
         [python, "-m", f"llmops_compiler.runtime.{step}", *args],
         env=env,

@@ -35,9 +35,7 @@ def _assert_close(reference: Any, quantized: Any) -> None:
     assert (top5 == reference.argmax(-1, keepdim=True)).any(-1).all()
 
 
-def test_quantize_smaller_and_close(
-    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_quantize_smaller_and_close(tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "q"
     assert qmod.main(["--model-dir", str(tiny_model_dir), "--output", str(out), "--dtype", "int8"]) == 0
     assert "Linear layers -> int8" in capsys.readouterr().out
@@ -47,9 +45,7 @@ def test_quantize_smaller_and_close(
     assert report["quantized_modules"] == 2 * 7 + 1  # q,k,v,o,gate,up,down per layer + lm_head
     assert report["size_after_bytes"] < 0.6 * report["size_before_bytes"]
     assert report["ratio"] == pytest.approx(report["size_after_bytes"] / report["size_before_bytes"])
-    assert (out / "quantized_state_dict.pt").stat().st_size < (
-        tiny_model_dir / "model.safetensors"
-    ).stat().st_size
+    assert (out / "quantized_state_dict.pt").stat().st_size < (tiny_model_dir / "model.safetensors").stat().st_size
     assert (out / "config.json").is_file() and (out / "tokenizer.json").is_file()
 
     qmodel = load_quantized(out)
@@ -65,9 +61,7 @@ def test_quantize_merges_adapter(tiny_model_dir: Path, tmp_path: Path) -> None:
     base = load_causal_lm(tiny_model_dir)
     torch.manual_seed(0)
     # init_lora_weights=False: non-zero B, so the adapter really changes the outputs.
-    peft_model = get_peft_model(
-        base, LoraConfig(r=4, lora_alpha=8, init_lora_weights=False, task_type="CAUSAL_LM")
-    )
+    peft_model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, init_lora_weights=False, task_type="CAUSAL_LM"))
     adapter = tmp_path / "adapter"
     peft_model.save_pretrained(str(adapter))
 

@@ -24,9 +24,7 @@ def model_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def metrics_file(tmp_path: Path) -> Path:
     p = tmp_path / "eval.json"
-    p.write_text(
-        json.dumps({"metrics": {"exact_match": 0.5, "perplexity": 12.25}, "gates": [], "passed": True})
-    )
+    p.write_text(json.dumps({"metrics": {"exact_match": 0.5, "perplexity": 12.25}, "gates": [], "passed": True}))
     return p
 
 
@@ -149,6 +147,7 @@ def test_alias_stable_is_refused(
         ("bad-metrics", "is not valid JSON"),
         ("missing-metrics", "--metrics file not found"),
         ("unknown-run", "does not exist in the tracking store"),
+        ("alias-latest", "invalid alias 'latest'"),
     ],
 )
 def test_bad_input_exits_2(
@@ -167,6 +166,8 @@ def test_bad_input_exits_2(
         metrics_file.write_text("{not json")
     elif change == "missing-metrics":
         metrics_file = tmp_path / "nope.json"
+    elif change == "alias-latest":
+        extra = ["--alias", "latest"]
     else:
         (tmp_path / "rid").write_text("0" * 32)
         extra = ["--run-id-file", str(tmp_path / "rid")]

@@ -157,9 +157,7 @@ def test_bad_prompt_files_exit_2(
     assert expected in err and err.startswith("register_prompt: error:")
 
 
-def test_empty_prompts_dir_exits_2(
-    tmp_path: Path, mlflow_uri: str, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_empty_prompts_dir_exits_2(tmp_path: Path, mlflow_uri: str, capsys: pytest.CaptureFixture[str]) -> None:
     argv = [
         "--prompts-dir",
         str(tmp_path),

@@ -183,9 +183,7 @@ def test_bad_input_exits_2(
     assert err.startswith("tune: error:")
 
 
-def test_missing_dataset_exits_2(
-    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_missing_dataset_exits_2(tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["--base-model", str(tiny_model_dir), "--dataset", str(tmp_path / "nope.jsonl")]
     rc, err = _run_main([*argv, "--output", str(tmp_path / "o")], capsys)
     assert rc == 2 and "dataset not found" in err
