@@ -2,17 +2,19 @@
 
 libyaml's composer builds the node tree (fast, with marks); we construct plain values from it ourselves so
 that unsafe YAML never expands: aliases, merge keys and tags are refused, duplicate keys are reported, and
-file size, node count and depth are bounded. Scalars follow YAML 1.2: only ``true``/``false`` are booleans
-(``yes``, ``no``, ``on``, ``off`` stay strings), timestamps stay strings.
+file size, node count and depth are bounded. Scalars follow the YAML 1.2 core schema: only
+``true``/``false`` are booleans (``yes``, ``no``, ``on``, ``off`` stay strings), ``2e-4`` is a number while
+``1_000`` and ``1:30`` are not, timestamps stay strings.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -22,13 +24,40 @@ MAX_FILE_BYTES = 1024 * 1024
 MAX_NODES_PER_FILE = 200_000
 MAX_DEPTH = 64
 MAX_DOCUMENTS_PER_FILE = 1000
+MAX_REPORTED_ALIASES = 20
 SPEC_SUFFIXES = (".yaml", ".yml")
 
 YamlPath = tuple[str | int, ...]
 
 _TAG = "tag:yaml.org,2002:"
 _Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_INT_CONSTRUCTOR = yaml.constructor.SafeConstructor()
+_YAML12_INT = re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")
+_YAML12_FLOAT = re.compile(
+    r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)"
+)
+
+
+def _yaml12_number(text: str) -> int | float | None:
+    """The number a plain scalar denotes under the YAML 1.2 core schema (``2e-4`` is a float there, while
+    libyaml's YAML 1.1 rules read it as a string and ``1_000`` or ``1:30`` as integers), or None."""
+    if _YAML12_INT.fullmatch(text):
+        try:
+            if text.startswith(("0o", "0x")):
+                return int(text[2:], 8 if text[1] == "o" else 16)
+            return int(text)
+        except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+            return None
+    if _YAML12_FLOAT.fullmatch(text):
+        lowered = text.lower()
+        if lowered.endswith("inf"):
+            return float("-inf") if text.startswith("-") else float("inf")
+        return float("nan") if lowered == ".nan" else float(text)
+    return None
+
+
+def _written_tag(tag: str) -> str:
+    """A tag as people write it: ``!!python/object`` rather than ``tag:yaml.org,2002:python/object``."""
+    return "!!" + tag.removeprefix(_TAG) if tag.startswith(_TAG) else tag
 
 
 @dataclass
@@ -41,6 +70,9 @@ class SourceDocument:
     start: Position
     values: dict[YamlPath, Position] = field(default_factory=dict)
     keys: dict[YamlPath, Position] = field(default_factory=dict)
+    refused: set[YamlPath] = field(default_factory=set)
+    """Paths whose value the loader refused (alias, tag, merge key, non-string key) and already reported:
+    their content is missing or partial, so validation stays quiet about them."""
 
     def position(self, path: YamlPath, at_key: bool = False) -> Position:
         """The closest known position of ``path``: the key itself if asked and known, else the value,
@@ -55,6 +87,18 @@ class SourceDocument:
         return self.values.get((), self.start)
 
 
+_YAML12_BOOLEANS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+# The tags libyaml resolves plain YAML to; anything else was written by hand (`!!python/object`, `!Ref`).
+# A plain `<<` or `=` value resolves to the YAML 1.1 `merge` and `value` tags; outside a key they are text.
+_PLAIN_TAGS: dict[type[yaml.Node], frozenset[str]] = {
+    yaml.MappingNode: frozenset({_TAG + "map"}),
+    yaml.SequenceNode: frozenset({_TAG + "seq"}),
+    yaml.ScalarNode: frozenset(
+        _TAG + name for name in ("str", "null", "bool", "int", "float", "timestamp", "merge", "value")
+    ),
+}
+
+
 class _Builder:
     """Turns one composed node tree into plain values, recording positions and unsafe constructs."""
 
@@ -63,7 +107,9 @@ class _Builder:
         self.problems: list[Diagnostic] = []
         self.values: dict[YamlPath, Position] = {}
         self.keys: dict[YamlPath, Position] = {}
+        self.refused: set[YamlPath] = set()
         self.seen: set[int] = set()
+        self.aliases = 0
         self.count = 0
 
     def position(self, node: yaml.Node) -> Position:
@@ -79,26 +125,25 @@ class _Builder:
         if depth > MAX_DEPTH:
             raise _TooLarge(self.position(node), f"nesting deeper than {MAX_DEPTH} levels")
         if id(node) in self.seen:
-            self.problem(
-                node,
-                "LLM002",
-                "YAML anchors and aliases are not allowed (this value is an alias of the anchor here)",
-                "write the value out in full; aliases can expand into huge documents",
-            )
+            # The composer hands back the anchored node itself, so the alias's own position is taken from the
+            # event stream afterwards (see _alias_problems).
+            self.aliases += 1
+            self.refused.add(path)
             return None
         self.seen.add(id(node))
         self.values[path] = self.position(node)
+        if node.tag not in _PLAIN_TAGS[type(node)]:
+            self.problem(node, "LLM003", f"YAML tag `{_written_tag(node.tag)}` is not allowed",
+                         "remove the tag; specs are plain data")
+            self.refused.add(path)
+            return None
         if isinstance(node, yaml.MappingNode):
             return self.build_mapping(node, path, depth)
         if isinstance(node, yaml.SequenceNode):
-            if node.tag != _TAG + "seq":
-                self.problem(node, "LLM003", f"YAML tag `{node.tag}` is not allowed", "remove the tag")
             return [self.build(item, (*path, index), depth + 1) for index, item in enumerate(node.value)]
-        return self.build_scalar(node)
+        return self.build_scalar(cast(yaml.ScalarNode, node))
 
     def build_mapping(self, node: yaml.MappingNode, path: YamlPath, depth: int) -> dict[str, Any]:
-        if node.tag != _TAG + "map":
-            self.problem(node, "LLM003", f"YAML tag `{node.tag}` is not allowed", "remove the tag")
         result: dict[str, Any] = {}
         first_seen: dict[str, yaml.Node] = {}
         for key_node, value_node in node.value:
@@ -109,9 +154,13 @@ class _Builder:
                     "YAML merge keys (`<<`) are not allowed",
                     "write the keys out, or use the spec's `environments` overrides",
                 )
+                self.refused.add(path)
                 continue
             if not isinstance(key_node, yaml.ScalarNode):
-                self.problem(key_node, "LLM005", "mapping keys must be plain strings")
+                self.problem(key_node, "LLM005", "mapping keys must be plain strings",
+                             "a value starting with `{` or `[` is a YAML mapping or list: "
+                             "quote it if it is text such as a template (`\"{{ ... }}\"`)")
+                self.refused.add(path)
                 continue
             key = str(key_node.value)
             if key in first_seen:
@@ -129,21 +178,39 @@ class _Builder:
         return result
 
     def build_scalar(self, node: yaml.ScalarNode) -> Any:
+        """YAML 1.2 core schema: `true`/`false` are booleans, numbers as YAML 1.2 writes them, else text."""
         tag = node.tag
-        value = node.value
-        if tag == _TAG + "str" or tag == _TAG + "timestamp":
-            return value
+        value: str = node.value
         if tag == _TAG + "null":
             return None
         if tag == _TAG + "bool":
-            lowered = value.lower()
-            return lowered == "true" if lowered in ("true", "false") else value
-        if tag == _TAG + "int":
-            return _INT_CONSTRUCTOR.construct_yaml_int(node)
-        if tag == _TAG + "float":
-            return _INT_CONSTRUCTOR.construct_yaml_float(node)
-        self.problem(node, "LLM003", f"YAML tag `{tag}` is not allowed", "remove the tag; specs are plain data")
-        return None
+            return _YAML12_BOOLEANS.get(value, value)
+        if not node.style or tag in (_TAG + "int", _TAG + "float"):  # plain: None (Python) or "" (libyaml)
+            number = _yaml12_number(value)
+            if number is not None:
+                return number
+        return value
+
+
+def _alias_problems(text: str, file: str) -> list[Diagnostic]:
+    """One diagnostic per alias, at the alias (``*name``), except a merge key's value (reported there)."""
+    problems: list[Diagnostic] = []
+    previous: yaml.Event | None = None
+    for event in yaml.parse(text, Loader=_Loader):
+        merged = isinstance(previous, yaml.ScalarEvent) and previous.value == "<<" and previous.implicit[0]
+        if isinstance(event, yaml.AliasEvent) and event.start_mark is not None and not merged:
+            position = Position(file, event.start_mark.line + 1, event.start_mark.column + 1)
+            if len(problems) == MAX_REPORTED_ALIASES:
+                problems.append(Diagnostic(position, "LLM002", "more YAML aliases follow in this file",
+                                           "remove every anchor (`&name`) and alias (`*name`)"))
+                break
+            problems.append(Diagnostic(
+                position, "LLM002", f"YAML alias `*{event.anchor}` is not allowed",
+                "write the value out in full: anchors and aliases can expand into huge documents "
+                "(\"billion laughs\")",
+            ))
+        previous = event
+    return problems
 
 
 class _TooLarge(Exception):
@@ -171,17 +238,26 @@ def parse_text(text: str, file: str) -> tuple[list[SourceDocument], list[Diagnos
         return [], [Diagnostic(Position(file), "LLM007", message, "split the file")]
     builder = _Builder(file)
     for index, node in enumerate(nodes):
-        if node is None:
+        if node is None or _is_empty(node):
             continue
-        builder.values, builder.keys = {}, {}
+        builder.values, builder.keys, builder.refused = {}, {}, set()
         try:
             data = builder.build(node, ())
         except _TooLarge as error:
             message = f"document is too large: {error.what}"
             return [], [Diagnostic(error.position, "LLM007", message, "split or simplify the spec")]
-        documents.append(SourceDocument(file, index, data, builder.position(node), builder.values, builder.keys))
+        start = builder.position(node)
+        documents.append(SourceDocument(file, index, data, start, builder.values, builder.keys, builder.refused))
     problems.extend(builder.problems)
+    if builder.aliases:
+        problems.extend(_alias_problems(text, file))
     return documents, problems
+
+
+def _is_empty(node: yaml.Node) -> bool:
+    """A document with nothing in it, such as a trailing `---`: skipped, as kubectl does."""
+    return (isinstance(node, yaml.ScalarNode) and node.tag == _TAG + "null"
+            and node.value == "" and not node.style)
 
 
 def spec_files(specs_dir: Path) -> list[Path]:
@@ -205,8 +281,10 @@ def read_spec_file(path: Path, display: str) -> tuple[list[SourceDocument], list
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        message = f"file is not UTF-8 (bad byte at offset {error.start})"
-        return [], [Diagnostic(Position(display), "LLM008", message, "save it as UTF-8")]
+        line_start = raw.rfind(b"\n", 0, error.start) + 1
+        position = Position(display, raw.count(b"\n", 0, error.start) + 1, error.start - line_start + 1)
+        message = f"file is not UTF-8: byte 0x{raw[error.start]:02x} cannot be decoded"
+        return [], [Diagnostic(position, "LLM008", message, "save the file as UTF-8")]
     return parse_text(text, display)
 
 

@@ -7,9 +7,10 @@ monitors ask for. The graph is a plain value that targets, ``graph`` and ``diff`
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, cast
 
@@ -28,7 +29,7 @@ from .specs import (
     ToolSpec,
 )
 from .specs.project import Environment
-from .validate import SpecObject
+from .validate import InvalidSpec, SpecObject
 
 SpecT = TypeVar("SpecT", bound=BaseModel)
 NodeId = tuple[str, str]
@@ -122,17 +123,21 @@ def references(kind: str, spec: BaseModel) -> Iterator[tuple[YamlPath, str, str]
 
 
 class _Resolver:
-    def __init__(self, objects: list[SpecObject]) -> None:
-        self.objects = objects
+    def __init__(self, objects: Sequence[SpecObject | InvalidSpec]) -> None:
+        self.all_objects = objects
+        self.objects = [spec_object for spec_object in objects if isinstance(spec_object, SpecObject)]
         self.problems: list[Diagnostic] = []
         self.by_kind: dict[str, dict[str, SpecObject]] = {}
+        # Every name defined, valid or not: a reference to a spec that is there but invalid is not reported
+        # again as dangling (the spec's own errors say what is wrong).
+        self.defined: dict[str, dict[str, SpecObject | InvalidSpec]] = {}
 
     def report(self, position: Position, code: str, message: str, hint: str = "") -> None:
         self.problems.append(Diagnostic(position, code, message, hint))
 
     def index(self) -> None:
-        for spec_object in self.objects:
-            same_kind = self.by_kind.setdefault(spec_object.kind, {})
+        for spec_object in self.all_objects:
+            same_kind = self.defined.setdefault(spec_object.kind, {})
             first = same_kind.get(spec_object.name)
             if first is not None:
                 self.report(spec_object.name_position(), "LLM301",
@@ -140,9 +145,12 @@ class _Resolver:
                             "names are unique per kind: rename one of them")
                 continue
             same_kind[spec_object.name] = spec_object
+            if isinstance(spec_object, SpecObject):
+                self.by_kind.setdefault(spec_object.kind, {})[spec_object.name] = spec_object
 
     def project(self, specs_root: str) -> SpecObject | None:
-        projects = sorted(self.by_kind.get("Project", {}).values(), key=lambda o: o.name_position())
+        """The one valid Project, or None: there is none (said here) or it is invalid (its errors say why)."""
+        projects = sorted(self.defined.get("Project", {}).values(), key=lambda o: o.name_position())
         if not projects:
             self.report(Position(specs_root), "LLM302", "no Project spec found",
                         "add one `kind: Project` document with the repository and environments")
@@ -151,7 +159,7 @@ class _Resolver:
             self.report(extra.name_position(), "LLM302",
                         f"a second Project `{extra.name}` (the first is at {projects[0].name_position()})",
                         "a spec folder holds exactly one Project")
-        return projects[0]
+        return projects[0] if isinstance(projects[0], SpecObject) else None
 
     def check_environment_names(self, environments: list[str]) -> None:
         for spec_object in self.objects:
@@ -168,8 +176,8 @@ class _Resolver:
             spec = spec_object.for_environment(view.name)
             locator = spec_object.locator(view.name)
             for path, target_kind, target in references(spec_object.kind, spec):
-                if view.get(target_kind, target) is None:
-                    known = self.by_kind.get(target_kind, {})
+                if view.get(target_kind, target) is None and target not in self.defined.get(target_kind, {}):
+                    known = self.defined.get(target_kind, {})
                     self.report(locator.at(path), "LLM310",
                                 f"{spec_object.kind} `{spec_object.name}` refers to {target_kind} `{target}`, "
                                 "which no spec defines",
@@ -201,7 +209,9 @@ class _Resolver:
         model = view.get("Model", spec.model)
         if model is None:
             return
-        rolled_out = any(policy.spec.model == spec.model for policy in view.rollout_policies())
+        # An invalid RolloutPolicy may well be the one for this model: its own errors come first.
+        rolled_out = any(policy.spec.model == spec.model for policy in view.rollout_policies()) or any(
+            isinstance(policy, InvalidSpec) for policy in self.defined.get("RolloutPolicy", {}).values())
         actions: list[tuple[YamlPath, str]] = [(("slos", i, "action"), slo.action) for i, slo in enumerate(spec.slos)]
         actions += [(("drift", i, "action"), check.action) for i, check in enumerate(spec.drift)]
         actions += [(("quality", i, "action"), check.action) for i, check in enumerate(spec.quality)]
@@ -222,13 +232,15 @@ class _Resolver:
             if prompt is None:
                 continue
             declared = {item.name: item for item in cast(PromptSpec, prompt.spec).inputs}
+            misspelt: set[str] = set()  # `questoin` for `question` is one mistake, not two
             for variable in step.inputs:
                 if variable not in declared:
                     self.report(locator.at(("steps", index, "inputs", variable), at_key=True), "LLM315",
                                 f"step `{step.name}` sets `{variable}`, which Prompt `{step.prompt}` does not declare",
                                 did_you_mean(variable, declared))
+                    misspelt.update(difflib.get_close_matches(variable, declared, n=1, cutoff=0.6))
             for name, item in declared.items():
-                if item.required and name not in step.inputs:
+                if item.required and name not in step.inputs and name not in misspelt:
                     self.report(locator.at(("steps", index, "inputs")), "LLM315",
                                 f"step `{step.name}` does not set `{name}`, a required input of Prompt `{step.prompt}`",
                                 f"add `{name}: input.<name>` or `{name}: steps.<step>.output` under inputs")
@@ -252,7 +264,10 @@ class _Resolver:
         return EnvironmentView(environment, resolved(project_object), specs)
 
 
-def resolve(objects: list[SpecObject], specs_root: str = "specs") -> tuple[ProjectGraph | None, list[Diagnostic]]:
+def resolve(
+    objects: Sequence[SpecObject | InvalidSpec], specs_root: str = "specs"
+) -> tuple[ProjectGraph | None, list[Diagnostic]]:
+    """The graph of the valid specs and the problems between specs; invalid ones only count as defined."""
     resolver = _Resolver(objects)
     resolver.index()
     project_object = resolver.project(specs_root)
@@ -266,10 +281,10 @@ def resolve(objects: list[SpecObject], specs_root: str = "specs") -> tuple[Proje
         view = resolver.view(project_object, environment)
         resolver.check_references(view)
         views.append(view)
-    nodes = sorted((spec_object.kind, spec_object.name) for spec_object in objects)
+    nodes = sorted((spec_object.kind, spec_object.name) for spec_object in resolver.objects)
     edges = sorted({
         ((spec_object.kind, spec_object.name), (target_kind, target))
-        for spec_object in objects
+        for spec_object in resolver.objects
         for _, target_kind, target in references(spec_object.kind, spec_object.spec)
     })
     project = views[0].project if views else resolver.view(project_object, base_project.environments[0]).project

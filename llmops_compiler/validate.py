@@ -8,6 +8,7 @@ semantic checks (templates, JSON Schemas, cross-field rules). Cross-spec referen
 from __future__ import annotations
 
 import copy
+import difflib
 import re
 import types
 import typing
@@ -46,11 +47,21 @@ class Locator:
     environment: str | None = None
 
     def at(self, spec_path: YamlPath, at_key: bool = False) -> Position:
-        if self.environment is not None and spec_path:
-            override_path = ("environments", self.environment, *spec_path)
-            if override_path in self.document.values:
-                return self.document.position(override_path, at_key)
+        if self.environment is not None and self.overrides(spec_path):
+            return self.document.position(("environments", self.environment, *spec_path), at_key)
         return self.document.position(("spec", *spec_path), at_key)
+
+    def overrides(self, spec_path: YamlPath) -> bool:
+        """Whether this environment's override writes ``spec_path`` itself."""
+        return (self.environment is not None and bool(spec_path)
+                and ("environments", self.environment, *spec_path) in self.document.values)
+
+    def refused(self, spec_path: YamlPath) -> bool:
+        """Whether ``spec_path`` lies in a value the loader refused (and reported): nothing to add there."""
+        written = [("spec", *spec_path)]
+        if self.environment is not None:
+            written.append(("environments", self.environment, *spec_path))
+        return any(path[:len(refused)] == refused for refused in self.document.refused for path in written)
 
 
 @dataclass
@@ -79,6 +90,18 @@ class SpecObject:
 
     def locator(self, environment: str | None = None) -> Locator:
         return Locator(self.document, environment if environment in self.variants else None)
+
+    def name_position(self) -> Position:
+        return self.document.position(("metadata", "name"))
+
+
+@dataclass(frozen=True)
+class InvalidSpec:
+    """A document whose kind and name are readable but whose content has errors (already reported)."""
+
+    kind: str
+    name: str
+    document: SourceDocument
 
     def name_position(self) -> Position:
         return self.document.position(("metadata", "name"))
@@ -137,7 +160,7 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> YamlPath:
     path: list[str | int] = []
     current = data
     for element in loc:
-        if isinstance(current, dict) and isinstance(element, str) and element in current:
+        if isinstance(current, dict) and isinstance(element, str) and element in current:  # noqa: SIM114
             current = current[element]
             path.append(element)
         elif isinstance(current, list) and isinstance(element, int) and 0 <= element < len(current):
@@ -161,6 +184,24 @@ _TYPE_WORDS = {
 }
 
 
+_BOUND_WORDS = {
+    "greater_than": "greater than",
+    "greater_than_equal": "at least",
+    "less_than": "less than",
+    "less_than_equal": "at most",
+}
+_NUMERIC_TEXT = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$")
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """A scalar as YAML writes it, shortened for a one-line message."""
+    if isinstance(value, bool) or value is None:
+        text = {True: "true", False: "false", None: "null"}[value]
+    else:
+        text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _describe(value: Any) -> str:
     if isinstance(value, dict):
         return "a mapping"
@@ -169,15 +210,57 @@ def _describe(value: Any) -> str:
     if value is None:
         return "nothing (null)"
     kind = {bool: "boolean", int: "integer", float: "number", str: "string"}.get(type(value), type(value).__name__)
-    return f"{kind} `{value}`"
+    return f"{kind} `{_shown(value)}`"
+
+
+def _type_hint(error_type: str, value: Any) -> str:
+    """What to write instead, for the two type mistakes YAML makes easy: quotes missing or quotes too many."""
+    if error_type == "string_type" and isinstance(value, bool | int | float):
+        return "put the value in quotes: without them YAML reads it as a " + (
+            "boolean" if isinstance(value, bool) else "number")
+    if error_type in ("int_type", "float_type") and isinstance(value, str) and _NUMERIC_TEXT.match(value):
+        return "remove the quotes: quoted, YAML reads the value as text"
+    return ""
+
+
+def _constraint_message(field_name: str, item: Any) -> tuple[str, str]:
+    """Message and hint for a value of the right type that breaks a bound, a length or a pattern."""
+    error_type, context, value = item["type"], item.get("ctx", {}), item["input"]
+    if error_type in _BOUND_WORDS:
+        bound = next(iter(context.values()))
+        hint = ""
+        if error_type == "less_than" and bound == 1 and isinstance(value, int | float) and 1 < value <= 100:
+            hint = f"write it as a fraction: `{value / 100:g}` means {value:g}%"
+        return f"`{field_name}` must be {_BOUND_WORDS[error_type]} {bound}, got {_shown(value)}", hint
+    if error_type in ("too_short", "too_long", "string_too_short", "string_too_long"):
+        limit = context.get("min_length", context.get("max_length"))
+        unit = "character" if error_type.startswith("string") else "item"
+        if error_type.endswith("too_short"):
+            if limit == 1:
+                return f"`{field_name}` must not be empty", f"add at least one {unit}"
+            return f"`{field_name}` must have at least {limit} {unit}s", ""
+        return f"`{field_name}` must have at most {limit} {unit}s", ""
+    if error_type == "string_pattern_mismatch":
+        return f"`{field_name}` is `{_shown(value)}`, which does not have the expected form", (
+            f"it must match the pattern `{context.get('pattern', '')}`")
+    message = f"`{field_name}`: {item['msg'][0].lower()}{item['msg'][1:]}"
+    return message, f"got {_describe(value)}"
 
 
 def pydantic_diagnostics(
     error: ValidationError, model: type[BaseModel], data: dict[str, Any], locator: Locator, kind: str
 ) -> Iterator[Diagnostic]:
-    for item in error.errors(include_url=False):
-        loc = tuple(item["loc"])
-        path = _data_path(data, loc)
+    errors = [(item, _data_path(data, tuple(item["loc"]))) for item in error.errors(include_url=False)]
+    # A misspelt key is one mistake: "unknown `baseModle`, did you mean `baseModel`?" without also
+    # "missing `baseModel`".
+    renamed: set[YamlPath] = set()
+    for item, path in errors:
+        if item["type"] == "extra_forbidden" and path:
+            close = difflib.get_close_matches(str(path[-1]), _fields_at(model, path[:-1]), n=1, cutoff=0.6)
+            renamed.update((*path[:-1], name) for name in close)
+    for item, path in errors:
+        if locator.refused(path):
+            continue
         error_type = item["type"]
         field_name = str(path[-1]) if path else "spec"
         if error_type == "extra_forbidden":
@@ -186,23 +269,31 @@ def pydantic_diagnostics(
             where = f"`{'.'.join(map(str, path[:-1]))}`" if len(path) > 1 else f"{kind} spec"
             yield Diagnostic(locator.at(path, at_key=True), "LLM101", f"unknown field `{field_name}` in {where}", hint)
         elif error_type == "missing":
+            if path in renamed:
+                continue
+            if locator.overrides(path):
+                message = (f"missing required field `{field_name}`: "
+                           f"the `{locator.environment}` override removes it with `null`")
+                yield Diagnostic(locator.at(path, at_key=True), "LLM102", message,
+                                 "give it a value, or delete this line")
+                continue
             parent = ".".join(map(str, path[:-1])) or "spec"
             hint = f"add `{field_name}:` under `{parent}`"
             yield Diagnostic(locator.at(path[:-1]), "LLM102", f"missing required field `{field_name}`", hint)
         elif error_type in _TYPE_WORDS:
             message = f"`{field_name}` must be {_TYPE_WORDS[error_type]}, got {_describe(item['input'])}"
-            yield Diagnostic(locator.at(path), "LLM103", message)
+            yield Diagnostic(locator.at(path), "LLM103", message, _type_hint(error_type, item["input"]))
         elif error_type == "literal_error":
             expected = re.findall(r"'([^']*)'", str(item.get("ctx", {}).get("expected", "")))
-            message = f"`{field_name}` is `{item['input']}`, which is not allowed"
+            message = f"`{field_name}` is `{_shown(item['input'])}`, which is not allowed"
             hint = did_you_mean(str(item["input"]), expected) or "expected one of: " + ", ".join(expected)
             yield Diagnostic(locator.at(path), "LLM104", message, hint)
         elif error_type == "value_error":
             message = str(item["msg"]).removeprefix("Value error, ")
             yield Diagnostic(locator.at(path), "LLM105", f"`{field_name}`: {message}")
         else:
-            message = f"`{field_name}`: {item['msg'][0].lower()}{item['msg'][1:]}"
-            yield Diagnostic(locator.at(path), "LLM106", message, f"got {_describe(item['input'])}")
+            message, hint = _constraint_message(field_name, item)
+            yield Diagnostic(locator.at(path), "LLM106", message, hint)
 
 
 # --- envelope and secrets --------------------------------------------------------------------------
@@ -221,15 +312,22 @@ def _envelope_diagnostics(document: SourceDocument) -> list[Diagnostic]:
     for key in data:
         if key not in ENVELOPE_KEYS:
             report((key,), "LLM101", f"unknown top-level field `{key}`", did_you_mean(key, ENVELOPE_KEYS), True)
-    if data.get("apiVersion") != API_VERSION:
-        got = data.get("apiVersion")
+    if "apiVersion" not in data:
+        report((), "LLM102", "missing `apiVersion`", f"add `apiVersion: {API_VERSION}` at the top")
+    elif data["apiVersion"] != API_VERSION:
+        got = data["apiVersion"]
         report(("apiVersion",), "LLM111", f"apiVersion must be `{API_VERSION}`, got {_describe(got)}",
                f"write `apiVersion: {API_VERSION}`")
     kind = data.get("kind")
-    if kind not in SPEC_MODELS:
-        hint = did_you_mean(str(kind), SPEC_MODELS) if isinstance(kind, str) else ""
-        report(("kind",), "LLM112", f"unknown kind {_describe(kind)}",
-               hint or "expected one of: " + ", ".join(SPEC_MODELS))
+    if "kind" not in data:
+        report((), "LLM102", "missing `kind`", "add `kind:` with one of: " + ", ".join(SPEC_MODELS))
+    elif kind not in SPEC_MODELS:
+        known = "expected one of: " + ", ".join(SPEC_MODELS)
+        if isinstance(kind, str):
+            hint = did_you_mean(kind, SPEC_MODELS) or known
+            report(("kind",), "LLM112", f"unknown kind `{_shown(kind)}`", hint)
+        else:
+            report(("kind",), "LLM112", f"`kind` must be a string, got {_describe(kind)}", known)
     metadata = data.get("metadata")
     if not isinstance(metadata, dict):
         report(("metadata",), "LLM102", "missing `metadata` mapping with a `name`", "add `metadata: {name: ...}`")
@@ -239,9 +337,11 @@ def _envelope_diagnostics(document: SourceDocument) -> list[Diagnostic]:
                 report(("metadata", key), "LLM101", f"unknown field `{key}` in metadata",
                        did_you_mean(key, METADATA_KEYS), True)
         name = metadata.get("name")
-        if not isinstance(name, str):
-            report(("metadata", "name") if "name" in metadata else ("metadata",), "LLM102",
-                   "`metadata.name` must be a string", "add `name: my-spec` under metadata")
+        if "name" not in metadata:
+            report(("metadata",), "LLM102", "missing `metadata.name`", "add `name: my-spec` under metadata")
+        elif not isinstance(name, str):
+            report(("metadata", "name"), "LLM103", f"`metadata.name` must be a string, got {_describe(name)}",
+                   "use a DNS-1123 label such as `support-llm`")
         else:
             try:
                 _dns_label(name)
@@ -261,12 +361,21 @@ def _envelope_diagnostics(document: SourceDocument) -> list[Diagnostic]:
                 elif mapping_key == "labels" and not LABEL_VALUE.match(value):
                     report(("metadata", mapping_key, key), "LLM113",
                            f"`{value}` is not a valid label value (at most 63 of [A-Za-z0-9-_.])")
-    if not isinstance(data.get("spec"), dict):
+    if "spec" not in data or data["spec"] is None:
         report(("spec",), "LLM102", "missing `spec` mapping", "add `spec:` with the kind's fields")
+    elif not isinstance(data["spec"], dict):
+        report(("spec",), "LLM103", f"`spec` must be a mapping, got {_describe(data['spec'])}",
+               "write the kind's fields as `key: value` lines under `spec:`")
     environments = data.get("environments", {})
-    if not isinstance(environments, dict) or not all(isinstance(v, dict) for v in environments.values()):
+    if not isinstance(environments, dict):
         report(("environments",), "LLM103", "`environments` must map environment names to spec overrides",
                "e.g. `environments: {prod: {tuning: {epochs: 3}}}`")
+        return problems
+    for environment, override in environments.items():
+        if not isinstance(override, dict):
+            message = f"the `{environment}` override must be a mapping of spec fields, got {_describe(override)}"
+            report(("environments", environment), "LLM103", message,
+                   "e.g. `prod: {tuning: {epochs: 3}}`; delete the entry if it overrides nothing", at_key=True)
     return problems
 
 
@@ -299,17 +408,34 @@ def _validate_spec(
         spec = model.model_validate(data)
     except ValidationError as error:
         return None, list(pydantic_diagnostics(error, model, data, locator, kind))
+    if locator.document.refused:  # incomplete data: semantic checks would only echo the loader's findings
+        return spec, []
     return spec, [
         Diagnostic(locator.at(finding.path, finding.at_key), finding.code, finding.message, finding.hint)
         for finding in checks.check_spec(kind, spec, data)
     ]
 
 
-def validate_document(document: SourceDocument) -> tuple[SpecObject | None, list[Diagnostic]]:
+def _invalid(document: SourceDocument) -> InvalidSpec | None:
+    """The kind and name of a document that failed validation, where both can be read."""
+    data = document.data
+    metadata = data.get("metadata") if isinstance(data, dict) else None
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    if not isinstance(data, dict) or data.get("kind") not in SPEC_MODELS or not isinstance(name, str):
+        return None
+    try:
+        _dns_label(name)
+    except ValueError:
+        return None
+    return InvalidSpec(data["kind"], name, document)
+
+
+def validate_document(document: SourceDocument) -> tuple[SpecObject | InvalidSpec | None, list[Diagnostic]]:
+    """The spec object of a valid document; for an invalid one its problems and, where readable, its name."""
     problems = _envelope_diagnostics(document)
     problems.extend(secret_diagnostics(document))
     if problems:
-        return None, problems
+        return _invalid(document), problems
     data = document.data
     kind, metadata, raw_spec = data["kind"], data["metadata"], data["spec"]
     spec, spec_problems = _validate_spec(kind, raw_spec, Locator(document))
@@ -323,8 +449,8 @@ def validate_document(document: SourceDocument) -> tuple[SpecObject | None, list
         if variant is not None:
             variants[environment] = variant
             raw_variants[environment] = merged
-    if spec is None or problems:
-        return None, problems
+    if spec is None or problems or document.refused:
+        return _invalid(document), problems
     spec_object = SpecObject(
         kind=kind,
         name=metadata["name"],
@@ -339,8 +465,12 @@ def validate_document(document: SourceDocument) -> tuple[SpecObject | None, list
     return spec_object, []
 
 
-def validate_documents(documents: Iterable[SourceDocument]) -> tuple[list[SpecObject], list[Diagnostic]]:
-    objects: list[SpecObject] = []
+def validate_documents(
+    documents: Iterable[SourceDocument],
+) -> tuple[list[SpecObject | InvalidSpec], list[Diagnostic]]:
+    """Every document as a spec object, or as the name of an invalid one (so that resolve does not report a
+    spec that is there but broken as missing), plus every problem found."""
+    objects: list[SpecObject | InvalidSpec] = []
     problems: list[Diagnostic] = []
     for document in documents:
         spec_object, document_problems = validate_document(document)
