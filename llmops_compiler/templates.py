@@ -6,7 +6,7 @@ calls to ``range`` with huge bounds are left to the sandbox) and reports undecla
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -28,18 +28,38 @@ def environment() -> ImmutableSandboxedEnvironment:
     return ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 
 
-def _unsafe_attributes(tree: nodes.Template) -> list[tuple[int, str]]:
-    found = []
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+def _constant(node: nodes.Expr) -> Any:
+    """A string spelt out of constants (``'__cl' ~ 'ass__'``), else None. Only concatenation is folded, never
+    arithmetic, so that a template cannot make the compiler build a huge value."""
+    if isinstance(node, nodes.Const):
+        return node.value
+    if isinstance(node, nodes.Concat):
+        parts = node.nodes
+    elif isinstance(node, nodes.Add):
+        parts = [node.left, node.right]
+    else:
+        return None
+    texts = [_constant(part) for part in parts]
+    return "".join(texts) if all(isinstance(text, str) for text in texts) else None
+
+
+def _attribute_names(tree: nodes.Template) -> Iterator[tuple[int, Any]]:
+    """Each attribute a template reads by a name known at parse time: `x.a`, `x['a']`, `x|attr('a')`."""
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter)):
         if isinstance(node, nodes.Getattr):
-            name = node.attr
-        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
-            name = node.arg.value
-        else:
-            continue
-        if name.startswith("_") or name in {"mro", "func_globals", "gi_frame", "f_globals"}:
-            found.append((node.lineno, name))
-    return found
+            yield node.lineno, node.attr
+        elif isinstance(node, nodes.Getitem):
+            yield node.lineno, _constant(node.arg)
+        elif isinstance(node, nodes.Filter) and node.name == "attr" and node.args:
+            yield node.lineno, _constant(node.args[0])
+
+
+def _unsafe_attributes(tree: nodes.Template) -> list[tuple[int, str]]:
+    private = {"mro", "func_globals", "gi_frame", "f_globals"}
+    return [
+        (line, name) for line, name in _attribute_names(tree)
+        if isinstance(name, str) and (name.startswith("_") or name in private)
+    ]
 
 
 def template_variables(text: str) -> set[str]:
