@@ -229,6 +229,9 @@ def check_chain(spec: ChainSpec, raw: dict[str, Any]) -> Iterator[Finding]:
 
 # --- Tool ------------------------------------------------------------------------------------------
 
+JSON_SCHEMA_TYPES = ("array", "boolean", "integer", "null", "number", "object", "string")
+
+
 def check_tool(spec: ToolSpec, raw: dict[str, Any]) -> Iterator[Finding]:
     import jsonschema
 
@@ -244,8 +247,15 @@ def check_tool(spec: ToolSpec, raw: dict[str, Any]) -> Iterator[Finding]:
             validator.check_schema(schema)
         except jsonschema.SchemaError as error:
             path = (field_name, *error.path)
-            yield Finding(path, "LLM241", f"`{field_name}` is not a valid JSON Schema: {error.message}",
-                          "see https://json-schema.org/understanding-json-schema/")
+            # `type: str` or `type: [string, nul]`: name the word that is wrong
+            words = error.instance if isinstance(error.instance, list) else [error.instance]
+            wrong = next((str(word) for word in words if word not in JSON_SCHEMA_TYPES), None)
+            if path[-1] == "type" and wrong is not None:
+                yield Finding(path, "LLM241", f"`{wrong}` is not a JSON Schema type",
+                              did_you_mean(wrong, JSON_SCHEMA_TYPES))
+            else:
+                yield Finding(path, "LLM241", f"`{field_name}` is not a valid JSON Schema: {error.message}",
+                              "see https://json-schema.org/understanding-json-schema/")
             continue
         if field_name == "parameters" and schema.get("type") != "object":
             yield Finding((field_name,), "LLM242", "tool parameters must be a JSON Schema of `type: object`",
