@@ -5,7 +5,7 @@ A later capability adds its target by appending to ``ENVIRONMENT_TARGETS`` or ``
 
 from __future__ import annotations
 
-from . import argocd, configmaps, core
+from . import argo_workflows, argocd, configmaps, core, jobs
 from .base import EnvironmentTarget, ProjectTarget, Resource
 
 ENVIRONMENT_TARGETS: list[EnvironmentTarget] = [
@@ -14,6 +14,8 @@ ENVIRONMENT_TARGETS: list[EnvironmentTarget] = [
     configmaps.prompt_configmaps,
     configmaps.chain_configmaps,
     configmaps.tool_registry,
+    argo_workflows.tune_workflow_templates,
+    jobs.prompt_registration_job,
 ]
 PROJECT_TARGETS: list[ProjectTarget] = [argocd.applications]
 
