@@ -384,7 +384,7 @@ def workflow_parameters(model: ResolvedSpec[ModelSpec]) -> list[m.Parameter]:
         m.Parameter(name=conventions.TUNE_PARAM_DATASET, value=tuning.dataset,
                     description="Training data (same URI scheme as the spec's dataset)"),
         m.Parameter(name=conventions.TUNE_PARAM_REASON, value="manual",
-                    description="Why this run started: manual, or the alert action that triggered it"),
+                    description="Why this run started: manual, or the summary of the alert that started it"),
         m.Parameter(name=conventions.TUNE_PARAM_ALERT, value="",
                     description="Alert that triggered the run"),
         m.Parameter(name=conventions.TUNE_PARAM_FEATURE, value="",
