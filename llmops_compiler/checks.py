@@ -317,7 +317,7 @@ def _check_monitor_alerting(spec: MonitorSpec) -> Iterator[Finding]:
                           "use an `s3://`, `gs://` or `https://` URI")
     for index, pair in _duplicates([f"{check.feature}/{check.method}" for check in spec.drift]):
         feature, method = pair.split("/")
-        yield Finding(("drift", index, "method"), "LLM266",
+        yield Finding(("drift", index, "feature"), "LLM266",
                       f"two drift checks score feature `{feature}` with `{method}`: their alerts would be one",
                       "keep one check per feature and method")
     for index, slo in enumerate(spec.slos):

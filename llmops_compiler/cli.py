@@ -196,5 +196,36 @@ def graph(specs: Path, graph_format: str) -> None:
     click.echo(RENDERERS[graph_format](resolved))
 
 
+@main.command("test-rules")
+@specs_argument
+@click.option("--env", "environment", metavar="ENV", help="Only the Monitors of this environment.")
+@handles_errors
+def test_rules(specs: Path, environment: str | None) -> None:
+    """Run promtool rule tests generated from every Monitor: each alert fires on a burn, none on health."""
+    from . import api, rule_tests
+    from .diagnostics import CompileError
+
+    graph, problems = api.resolve_specs(specs)
+    if graph is None:
+        raise CompileError(problems)
+    names = [view.name for view in graph.environments]
+    if environment is not None and environment not in names:
+        raise click.BadParameter(f"`{environment}` is not an environment (expected one of: {', '.join(names)})",
+                                 param_hint="--env")
+    try:
+        results = rule_tests.run_rule_tests(graph, environment)
+    except rule_tests.PromtoolMissing as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
+    for result in results:
+        status = "ok" if result.ok else "FAILED"
+        click.echo(f"{result.environment}: Monitor {result.monitor}: {result.cases} rule test case(s) {status}")
+        if not result.ok:
+            click.echo(result.output, err=True)
+    failed = sum(1 for result in results if not result.ok)
+    click.echo(f"{len(results) - failed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -5,7 +5,7 @@ A later capability adds its target by appending to ``ENVIRONMENT_TARGETS`` or ``
 
 from __future__ import annotations
 
-from . import argo_workflows, argocd, configmaps, core, jobs
+from . import alertmanager, argo_events, argo_workflows, argocd, configmaps, core, cron_workflows, jobs, prometheus
 from .base import EnvironmentTarget, ProjectTarget, Resource
 
 ENVIRONMENT_TARGETS: list[EnvironmentTarget] = [
@@ -16,6 +16,11 @@ ENVIRONMENT_TARGETS: list[EnvironmentTarget] = [
     configmaps.tool_registry,
     argo_workflows.tune_workflow_templates,
     jobs.prompt_registration_job,
+    prometheus.prometheus_rules,
+    alertmanager.alertmanager_configs,
+    argo_events.alert_triggers,
+    argo_events.rollback_workflow_templates,
+    cron_workflows.drift_cron_workflows,
 ]
 PROJECT_TARGETS: list[ProjectTarget] = [argocd.applications]
 

@@ -1,0 +1,242 @@
+"""Argo Events per Monitor and environment: the webhook EventSource Alertmanager notifies, and the Sensor that
+turns a firing ``retrain`` or ``rollback`` alert into a Workflow; plus the ``rollback-<model>`` template.
+
+The Sensor selects with data filters (Argo Events evaluates them on the event's ``data``, which for a
+webhook is ``{"header": ..., "body": <Alertmanager's payload>}``; a ``string`` filter is a Go regular
+expression matched anywhere, hence the anchors): ``body.status`` is ``firing`` and ``body.commonLabels``'s
+``model``, ``environment`` and ``llmops_action`` are this monitor's. The Alertmanager route groups by
+those labels (``conventions.ALERT_GROUP_BY``), so they are common to every alert of a notification. Trigger
+parameters copy ``body.commonLabels.alertname`` / ``.feature`` and ``body.commonAnnotations.summary`` (GJSON
+paths, with defaults for alerts that lack them) into the submitted Workflow.
+
+No retrain storm: only firing notifications pass; each trigger is rate limited; Alertmanager repeats a
+retrain alert no sooner than the tuning timeout; and ``tune-<model>`` holds a per-model mutex.
+
+EventSource and Sensor are plain dicts: hera's events models nest the webhook's inline fields under
+``webhookContext`` and drop an inline trigger ``resource``, so they cannot describe these objects.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import conventions
+from ..resolve import EnvironmentView, ResolvedSpec
+from ..specs import MonitorSpec
+from . import workloads
+from .base import Body, Resource, metadata, resource
+
+API_VERSION = "argoproj.io/v1alpha1"
+# At most this many workflows per action and monitor (Argo Events `rateLimit` on the trigger).
+TRIGGER_RATE_LIMIT: dict[str, Body] = {
+    "retrain": {"unit": "Hour", "requestsPerUnit": 1},
+    "rollback": {"unit": "Hour", "requestsPerUnit": 1},
+}
+ROLLBACK_PARAM_REASON = conventions.TUNE_PARAM_REASON
+ROLLBACK_PARAM_ALERT = conventions.TUNE_PARAM_ALERT
+ROLLBACK_TIMEOUT_SECONDS = 600
+DEFAULT_REASON = "alert"
+
+
+def _pod_template(service_account: str | None = None) -> Body:
+    template: Body = {}
+    if service_account:
+        template["serviceAccountName"] = service_account
+    template["securityContext"] = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    return template
+
+
+def alert_event_source(view: EnvironmentView, monitor: ResolvedSpec[MonitorSpec]) -> Body:
+    port = conventions.ALERT_WEBHOOK_PORT
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "EventSource",
+        "metadata": metadata(view, conventions.monitor_resource_name(monitor.name), monitor, component="alerts"),
+        "spec": {
+            "template": _pod_template(),
+            "service": {"ports": [{"port": port, "targetPort": port}]},
+            "webhook": {
+                conventions.ALERT_WEBHOOK_EVENT: {
+                    "endpoint": conventions.ALERT_WEBHOOK_ENDPOINT,
+                    "method": "POST",
+                    "port": str(port),
+                },
+            },
+        },
+    }
+
+
+def _exactly(value: str) -> str:
+    """An anchored Go regular expression matching ``value`` only (names are DNS labels: no metacharacters
+    but ``.``, which is escaped)."""
+    return "^" + value.replace(".", "\\.") + "$"
+
+
+def dependency_filters(monitor: MonitorSpec, environment: str, action: str) -> list[Body]:
+    labels = "body.commonLabels."
+    wanted = [
+        ("body.status", "firing"),
+        (labels + conventions.LABEL_MODEL, monitor.model),
+        (labels + conventions.LABEL_ENVIRONMENT, environment),
+        (labels + conventions.LABEL_ACTION, action),
+    ]
+    return [{"path": path, "type": "string", "value": [_exactly(value)]} for path, value in wanted]
+
+
+def _parameters(action: str) -> list[tuple[str, str, str]]:
+    """(workflow parameter, GJSON path in the event data, default when the path is missing)."""
+    parameters = [
+        (conventions.TUNE_PARAM_REASON, f"body.commonAnnotations.{conventions.ALERT_ANNOTATION_SUMMARY}",
+         DEFAULT_REASON),
+        (conventions.TUNE_PARAM_ALERT, f"body.commonLabels.{conventions.LABEL_ALERTNAME}", ""),
+    ]
+    if action == "retrain":
+        parameters.append((conventions.TUNE_PARAM_FEATURE, f"body.commonLabels.{conventions.LABEL_FEATURE}", ""))
+    return parameters
+
+
+def workflow_template_name(model: str, action: str) -> str:
+    return conventions.tune_workflow_name(model) if action == "retrain" else conventions.rollback_workflow_name(model)
+
+
+def _trigger(view: EnvironmentView, monitor: ResolvedSpec[MonitorSpec], action: str) -> Body:
+    template = workflow_template_name(monitor.spec.model, action)
+    parameters = _parameters(action)
+    workflow: Body = {
+        "apiVersion": API_VERSION,
+        "kind": "Workflow",
+        "metadata": {
+            "generateName": f"{template}-",
+            "labels": {
+                conventions.LABEL_PART_OF: view.project.name,
+                conventions.LABEL_ENV: view.name,
+                conventions.LABEL_SPEC_KIND: "monitor",
+                conventions.LABEL_SPEC_NAME: monitor.name,
+            },
+        },
+        "spec": {
+            "workflowTemplateRef": {"name": template},
+            "arguments": {"parameters": [{"name": name, "value": default} for name, _, default in parameters]},
+        },
+    }
+    return {
+        "template": {
+            "name": f"{action}-{monitor.spec.model}",
+            "conditions": action,
+            "argoWorkflow": {
+                "operation": "submit",
+                "source": {"resource": workflow},
+                "parameters": [
+                    {
+                        "src": {"dependencyName": action, "dataKey": path, "value": default},
+                        "dest": f"spec.arguments.parameters.{index}.value",
+                    }
+                    for index, (_, path, default) in enumerate(parameters)
+                ],
+            },
+        },
+        "rateLimit": dict(TRIGGER_RATE_LIMIT[action]),
+    }
+
+
+def alert_sensor(view: EnvironmentView, monitor: ResolvedSpec[MonitorSpec]) -> Body:
+    name = conventions.monitor_resource_name(monitor.name)
+    actions = monitor.spec.triggered_actions()
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Sensor",
+        "metadata": metadata(view, name, monitor, component="alerts"),
+        "spec": {
+            "template": _pod_template(conventions.SENSOR_SERVICE_ACCOUNT),
+            "dependencies": [
+                {
+                    "name": action,
+                    "eventSourceName": name,
+                    "eventName": conventions.ALERT_WEBHOOK_EVENT,
+                    "filters": {"data": dependency_filters(monitor.spec, view.name, action)},
+                }
+                for action in actions
+            ],
+            "triggers": [_trigger(view, monitor, action) for action in actions],
+        },
+    }
+
+
+def alert_triggers(view: EnvironmentView) -> list[Resource]:
+    """EventSource and Sensor of every Monitor whose alerts start workflows."""
+    resources = []
+    for monitor in view.monitors():
+        if monitor.spec.triggered_actions():
+            resources.append(resource(view, alert_event_source(view, monitor), monitor.source))
+            resources.append(resource(view, alert_sensor(view, monitor), monitor.source))
+    return resources
+
+
+# --- rollback-<model> ---------------------------------------------------------------------------------
+
+RECORD_ROLLBACK = (
+    "import json, os\n"
+    "print(json.dumps({key: os.environ[variable] for key, variable in (\n"
+    "    ('request', 'LLMOPS_REQUEST'), ('model', 'LLMOPS_MODEL'), ('environment', 'LLMOPS_ENVIRONMENT'),\n"
+    "    ('reason', 'LLMOPS_TRIGGER_REASON'), ('alert', 'LLMOPS_TRIGGER_ALERT'))}, sort_keys=True))\n"
+)
+
+
+def rollback_workflow_template(view: EnvironmentView, model: str, sources: list[ResolvedSpec[MonitorSpec]]) -> Body:
+    """Records a rollback request in the workflow's log; the ``promote`` runtime step will carry it out."""
+    from hera.workflows import models as m
+
+    name = conventions.rollback_workflow_name(model)
+    meta = metadata(view, name, sources[0], component="rollback")
+    env = {
+        "LLMOPS_REQUEST": "rollback",
+        "LLMOPS_MODEL": model,
+        "LLMOPS_ENVIRONMENT": view.name,
+        "LLMOPS_TRIGGER_REASON": f"{{{{workflow.parameters.{ROLLBACK_PARAM_REASON}}}}}",
+        "LLMOPS_TRIGGER_ALERT": f"{{{{workflow.parameters.{ROLLBACK_PARAM_ALERT}}}}}",
+    }
+    container = m.Container(
+        name="main",
+        image=view.project.spec.runtime.image,
+        command=["python", "-c", RECORD_ROLLBACK],
+        env=[m.EnvVar(name=key, value=value) for key, value in env.items()],
+        resources=m.ResourceRequirements(requests={"cpu": m.Quantity("50m"), "memory": m.Quantity("64Mi")},
+                                         limits={"memory": m.Quantity("128Mi")}),
+        security_context=m.SecurityContext.model_validate(workloads.container_security_context()),
+        volume_mounts=[m.VolumeMount.model_validate(mount) for mount in workloads.scratch_mounts()],
+    )
+    template = m.WorkflowTemplate(
+        api_version=API_VERSION,
+        kind="WorkflowTemplate",
+        metadata=m.ObjectMeta.model_validate(meta),
+        spec=m.WorkflowSpec(
+            entrypoint="record",
+            arguments=m.Arguments(parameters=[
+                m.Parameter(name=ROLLBACK_PARAM_REASON, value="manual",
+                            description="Why the rollback was requested: manual, or the alert's summary"),
+                m.Parameter(name=ROLLBACK_PARAM_ALERT, value="", description="Alert that requested it"),
+            ]),
+            service_account_name=conventions.WORKFLOW_SERVICE_ACCOUNT,
+            security_context=m.PodSecurityContext.model_validate(workloads.pod_security_context()),
+            active_deadline_seconds=ROLLBACK_TIMEOUT_SECONDS,
+            synchronization=m.Synchronization(mutexes=[m.Mutex(name=name)]),
+            pod_gc=m.PodGC(strategy="OnPodSuccess"),
+            volumes=[m.Volume.model_validate(volume) for volume in workloads.scratch_volumes()],
+            templates=[m.Template(name="record", container=container)],
+        ),
+    )
+    body: dict[str, Any] = template.model_dump(by_alias=True, exclude_none=True, mode="json")
+    return body
+
+
+def rollback_workflow_templates(view: EnvironmentView) -> list[Resource]:
+    """One ``rollback-<model>`` per model that a Monitor may roll back in this environment."""
+    by_model: dict[str, list[ResolvedSpec[MonitorSpec]]] = {}
+    for monitor in view.monitors():
+        if "rollback" in monitor.spec.triggered_actions():
+            by_model.setdefault(monitor.spec.model, []).append(monitor)
+    return [
+        resource(view, rollback_workflow_template(view, model, monitors),
+                 ", ".join(monitor.source for monitor in monitors))
+        for model, monitors in sorted(by_model.items())
+    ]
