@@ -58,7 +58,8 @@ def sorted_unique(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """A close-match suggestion ("did you mean `support-llm`?"), or the valid choices when few."""
     options = sorted(set(choices))
-    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    same_letters = [option for option in options if option.lower() == word.lower()]  # `LoRA` for `lora`
+    close = same_letters or difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     if close:
         return f"did you mean `{close[0]}`?"
     if options and len(options) <= 8:

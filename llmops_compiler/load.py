@@ -193,23 +193,29 @@ class _Builder:
 
 
 def _alias_problems(text: str, file: str) -> list[Diagnostic]:
-    """One diagnostic per alias, at the alias (``*name``), except a merge key's value (reported there)."""
-    problems: list[Diagnostic] = []
+    """One diagnostic per anchor, at its first alias (``*name``), with the count of its uses; the value of a
+    merge key is left out (reported at the ``<<``)."""
+    uses: dict[str, tuple[Position, int]] = {}
     previous: yaml.Event | None = None
     for event in yaml.parse(text, Loader=_Loader):
         merged = isinstance(previous, yaml.ScalarEvent) and previous.value == "<<" and previous.implicit[0]
         if isinstance(event, yaml.AliasEvent) and event.start_mark is not None and not merged:
-            position = Position(file, event.start_mark.line + 1, event.start_mark.column + 1)
-            if len(problems) == MAX_REPORTED_ALIASES:
-                problems.append(Diagnostic(position, "LLM002", "more YAML aliases follow in this file",
-                                           "remove every anchor (`&name`) and alias (`*name`)"))
-                break
-            problems.append(Diagnostic(
-                position, "LLM002", f"YAML alias `*{event.anchor}` is not allowed",
-                "write the value out in full: anchors and aliases can expand into huge documents "
-                "(\"billion laughs\")",
-            ))
+            first = Position(file, event.start_mark.line + 1, event.start_mark.column + 1)
+            anchor = str(event.anchor)
+            position, count = uses.get(anchor, (first, 0))
+            uses[anchor] = (position, count + 1)
         previous = event
+    problems = []
+    for anchor, (position, count) in list(uses.items())[:MAX_REPORTED_ALIASES]:
+        times = f" (used {count} times)" if count > 1 else ""
+        problems.append(Diagnostic(
+            position, "LLM002", f"YAML alias `*{anchor}` is not allowed{times}",
+            "write the value out in full: aliases can expand into huge documents (\"billion laughs\")",
+        ))
+    if len(uses) > MAX_REPORTED_ALIASES:
+        position = list(uses.values())[MAX_REPORTED_ALIASES][0]
+        problems.append(Diagnostic(position, "LLM002", f"aliases of {len(uses) - MAX_REPORTED_ALIASES} more "
+                                   "anchors follow", "remove every anchor (`&name`) and alias (`*name`)"))
     return problems
 
 
@@ -226,13 +232,30 @@ def parse_text(text: str, file: str) -> tuple[list[SourceDocument], list[Diagnos
     try:
         nodes = list(yaml.compose_all(text, Loader=_Loader))
     except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        position = Position(file, mark.line + 1, mark.column + 1) if mark else Position(file)
+        mark, opened = error.problem_mark or error.context_mark, error.context_mark
+        position = Position(file, mark.line + 1, mark.column + 1) if mark else Position(file, 1, 1)
+        if mark and text.split("\n")[mark.line][mark.column:].startswith("\t"):
+            return [], [Diagnostic(position, "LLM001", "invalid YAML: a tab character where YAML expects spaces",
+                                   "indent with spaces only; YAML does not allow tabs for indentation")]
         problem = error.problem or str(error)
         context = f" ({error.context})" if error.context else ""
+        if error.context and mark and opened and opened.line != mark.line:  # say where the open construct began
+            context = f" ({error.context} that starts on line {opened.line + 1})"
         return [], [Diagnostic(position, "LLM001", f"invalid YAML: {problem}{context}", "fix the YAML syntax")]
+    except yaml.reader.ReaderError as error:
+        offset = error.position  # libyaml counts bytes of the UTF-8 text, PyYAML characters
+        if _Loader is not yaml.SafeLoader:
+            offset = len(text.encode("utf-8", "surrogatepass")[:offset].decode("utf-8", "ignore"))
+        line = text.count("\n", 0, offset) + 1
+        column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+        character = error.character  # a code point from libyaml, a one-character string from PyYAML
+        code = ord(character) if isinstance(character, str) and len(character) == 1 else character
+        message = f"invalid YAML: character U+{code:04X} is not allowed" if isinstance(code, int) else (
+            f"invalid YAML: {error.reason}")
+        return [], [Diagnostic(Position(file, line, column), "LLM001", message,
+                               "remove the control character; only printable text can appear in YAML")]
     except (yaml.YAMLError, RecursionError, ValueError) as error:
-        return [], [Diagnostic(Position(file), "LLM001", f"invalid YAML: {error}", "fix the YAML syntax")]
+        return [], [Diagnostic(Position(file, 1, 1), "LLM001", f"invalid YAML: {error}", "fix the YAML syntax")]
     if len(nodes) > MAX_DOCUMENTS_PER_FILE:
         message = f"more than {MAX_DOCUMENTS_PER_FILE} documents in one file"
         return [], [Diagnostic(Position(file), "LLM007", message, "split the file")]
@@ -274,15 +297,17 @@ def read_spec_file(path: Path, display: str) -> tuple[list[SourceDocument], list
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
             message = f"file is {size} bytes, over the {MAX_FILE_BYTES}-byte limit for a spec file"
-            return [], [Diagnostic(Position(display), "LLM007", message, "split it into smaller files")]
+            return [], [Diagnostic(Position(display, 1, 1), "LLM007", message, "split it into smaller files")]
         raw = path.read_bytes()
     except OSError as error:
-        return [], [Diagnostic(Position(display), "LLM008", f"cannot read file: {error.strerror}")]
+        return [], [Diagnostic(Position(display, 1, 1), "LLM008", f"cannot read file: {error.strerror}",
+                               "check that the file is readable")]
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         line_start = raw.rfind(b"\n", 0, error.start) + 1
-        position = Position(display, raw.count(b"\n", 0, error.start) + 1, error.start - line_start + 1)
+        column = len(raw[line_start:error.start].decode("utf-8", "replace")) + 1
+        position = Position(display, raw.count(b"\n", 0, error.start) + 1, column)
         message = f"file is not UTF-8: byte 0x{raw[error.start]:02x} cannot be decoded"
         return [], [Diagnostic(position, "LLM008", message, "save the file as UTF-8")]
     return parse_text(text, display)

@@ -190,6 +190,7 @@ _BOUND_WORDS = {
     "less_than": "less than",
     "less_than_equal": "at most",
 }
+_YAML11_BOOLEANS = {"yes": "true", "y": "true", "on": "true", "no": "false", "n": "false", "off": "false"}
 _NUMERIC_TEXT = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$")
 
 
@@ -220,6 +221,8 @@ def _type_hint(error_type: str, value: Any) -> str:
             "boolean" if isinstance(value, bool) else "number")
     if error_type in ("int_type", "float_type") and isinstance(value, str) and _NUMERIC_TEXT.match(value):
         return "remove the quotes: quoted, YAML reads the value as text"
+    if error_type == "bool_type" and isinstance(value, str) and value.lower() in _YAML11_BOOLEANS:
+        return f"write `{_YAML11_BOOLEANS[value.lower()]}`: specs are YAML 1.2, where `{value}` is text"
     return ""
 
 
