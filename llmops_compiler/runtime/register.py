@@ -4,10 +4,11 @@
 --spec-hash H --git-commit SHA --dataset-uri URI [--alias candidate] --mlflow-tracking-uri URI
 [--run-id-file FILE] [--mlflow-experiment NAME] [--version-out FILE]``
 
-* The model directory is logged as artifact path ``model`` of the run named in ``--run-id-file`` (the
-  tune run; a new run in ``--mlflow-experiment`` when the file is absent or empty); it is not uploaded
-  again when that run already has a ``model`` artifact (``tune`` logs it).
-* A model version is created under NAME from ``<run artifact uri>/model`` with tags
+* The model directory is logged as artifact path ``registered/<digest>`` of the run named in
+  ``--run-id-file`` (the tune run; a new run in ``--mlflow-experiment`` when the file is absent or empty),
+  keyed by the directory's digest so that what is registered is exactly ``--model-dir`` (the quantized
+  model, say, rather than the adapter ``tune`` logged as ``model``); an identical upload is not repeated.
+* A model version is created under NAME from ``<run artifact uri>/registered/<digest>`` with tags
   ``llmops.spec_hash``, ``llmops.git_commit``, ``llmops.dataset_uri``, ``llmops.model_digest`` (sha256
   over the directory's files) and ``metric.<name>`` for each metric in ``--metrics`` (the ``evaluate``
   output ``{"metrics": {...}}`` or a flat ``{name: number}`` object).
@@ -174,11 +175,12 @@ def register(cfg: RegisterConfig) -> RegisterResult:
         if run_id is None:
             exp_id = ensure_experiment(client, cfg.mlflow_experiment)
             run_id = client.create_run(exp_id, tags={"llmops.step": STEP}).info.run_id
-        if not client.list_artifacts(run_id, "model"):
-            client.log_artifacts(run_id, cfg.model_dir, "model")
+        artifact_path = f"registered/{digest[:16]}"
+        if not client.list_artifacts(run_id, artifact_path):
+            client.log_artifacts(run_id, cfg.model_dir, artifact_path)
         if created_run:
             client.set_terminated(run_id, "FINISHED")
-        source = f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/model"
+        source = f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{artifact_path}"
         tags = {
             TAG_SPEC_HASH: cfg.spec_hash,
             TAG_GIT_COMMIT: cfg.git_commit,

@@ -28,7 +28,6 @@ ENTRYPOINT = "main"
 
 # Not set at compile time (the compiler runs before the commit exists): the Sensor or CI that submits the
 # workflow passes the commit of the specs it was built from; `unknown` marks a manual submission.
-TUNE_PARAM_GIT_COMMIT = "git-commit"
 UNKNOWN_COMMIT = "unknown"
 
 # Where a step finds its inputs and leaves its outputs inside the container; OUTPUT_DIR is an emptyDir because
@@ -235,12 +234,12 @@ def lifecycle_steps(view: EnvironmentView, model: ResolvedSpec[ModelSpec]) -> li
         "register",
         ["--model-dir", _input("model"), "--registered-model", spec.registered_model,
          "--metrics", _input("metrics.json"), "--spec-hash", model.spec_hash,
-         "--git-commit", _parameter(TUNE_PARAM_GIT_COMMIT),
+         "--git-commit", _parameter(conventions.TUNE_PARAM_GIT_COMMIT),
          "--dataset-uri", _parameter(conventions.TUNE_PARAM_DATASET), "--alias", candidate_alias,
          "--mlflow-tracking-uri", MLFLOW_ARGUMENT, "--mlflow-experiment", experiment,
          "--run-id-file", _input("run-id"), "--version-out", _output("version")],
         dependencies=[steps[-1].name],
-        parameters=[TUNE_PARAM_GIT_COMMIT, conventions.TUNE_PARAM_DATASET],
+        parameters=[conventions.TUNE_PARAM_GIT_COMMIT, conventions.TUNE_PARAM_DATASET],
         passed=[("model", _input("model"), registered_from),
                 ("metrics", _input("metrics.json"), "evaluate.metrics"),
                 ("run-id", _input("run-id"), "tune.run-id")],
@@ -389,7 +388,7 @@ def workflow_parameters(model: ResolvedSpec[ModelSpec]) -> list[m.Parameter]:
                     description="Alert that triggered the run"),
         m.Parameter(name=conventions.TUNE_PARAM_FEATURE, value="",
                     description="Drifted feature, for drift alerts"),
-        m.Parameter(name=TUNE_PARAM_GIT_COMMIT, value=UNKNOWN_COMMIT,
+        m.Parameter(name=conventions.TUNE_PARAM_GIT_COMMIT, value=UNKNOWN_COMMIT,
                     description="Commit of the specs; set by the Sensor or CI that submits the workflow"),
     ]
 

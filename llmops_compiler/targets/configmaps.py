@@ -35,6 +35,8 @@ def prompt_document(view: EnvironmentView, prompt: ResolvedSpec[PromptSpec]) -> 
     document["template"] = spec.template
     if spec.examples:
         document["examples"] = [example.model_dump(by_alias=True) for example in spec.examples]
+    # What the prompt registry versions on: everything a consumer renders, not only the template.
+    document["contentHash"] = content_hash({"prompt": dump_yaml(document)})
     return document
 
 

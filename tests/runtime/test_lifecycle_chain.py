@@ -120,7 +120,7 @@ def test_tune_evaluate_register_chain(
     assert run.data.metrics["perplexity"] == pytest.approx(em["metrics"]["perplexity"])
     mv = client.get_model_version(registered, "1")
     assert mv.run_id == run_id
-    assert mv.source == f"{run.info.artifact_uri}/model"
+    assert mv.source == f"{run.info.artifact_uri}/registered/{mv.tags['llmops.model_digest'][:16]}"
     assert float(mv.tags["metric.perplexity"]) == pytest.approx(em["metrics"]["perplexity"])
     assert mv.tags["llmops.spec_hash"] == "sha256:feedbeef"
     assert str(client.get_model_version_by_alias(registered, "candidate").version) == "1"

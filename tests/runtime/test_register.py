@@ -73,8 +73,9 @@ def test_register_twice_creates_one_version(
     assert float(mv.tags["metric.perplexity"]) == 12.25
     assert len(mv.tags["llmops.model_digest"]) == 64
     assert str(client.get_model_version_by_alias(name, "candidate").version) == "1"
-    assert mv.source.endswith("/model")
-    logged = sorted(Path(f.path).name for f in client.list_artifacts(run_id, "model"))
+    artifact_path = "registered/" + mv.tags["llmops.model_digest"][:16]
+    assert mv.source.endswith("/" + artifact_path)
+    logged = sorted(Path(f.path).name for f in client.list_artifacts(run_id, artifact_path))
     assert logged == ["adapter_config.json", "adapter_model.safetensors"]
 
 

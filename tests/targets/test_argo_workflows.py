@@ -608,3 +608,6 @@ def test_compiled_template_runs_with_the_runtime_steps(
         from llmops_compiler.runtime.register import dir_digest
 
         assert version.tags["llmops.model_digest"] == dir_digest(outputs["quantize.quantized"])
+        # The registered version is the quantized model, not the adapter tune logged.
+        registered = {Path(f.path).name for f in client.list_artifacts(run_id, version.source.split("/artifacts/")[-1])}
+        assert "quantized_state_dict.pt" in registered and "adapter_config.json" not in registered
