@@ -106,6 +106,7 @@ TUNE_PARAM_DATASET: Final = "dataset-uri"
 TUNE_PARAM_REASON: Final = "reason"
 TUNE_PARAM_ALERT: Final = "source-alert"
 TUNE_PARAM_FEATURE: Final = "feature"
+TUNE_PARAM_GIT_COMMIT: Final = "git-commit"
 
 
 # --- the monitoring loop: rules, alert routing and the triggers that act on alerts ----------------
