@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from synthetic import write_project  # noqa: E402
+from synthetic import write_project
 
 
 def _run_timed(command: list[str]) -> tuple[float, int]:

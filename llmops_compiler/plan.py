@@ -15,7 +15,6 @@ from typing import Any, Literal
 import yaml
 
 from . import conventions
-from .emit import Files
 
 Action = Literal["add", "change", "replace", "delete"]
 _Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

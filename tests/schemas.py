@@ -6,7 +6,7 @@ dumped back by alias without unset fields, equals the object we emitted.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import kubernetes_validate
@@ -107,7 +107,7 @@ class _AppProject(_Strict):
     spec: _AppProjectSpec
 
 
-@lru_cache(maxsize=None)
+@cache
 def _model_for(api_version: str, kind: str) -> type[Any] | None:
     group = api_version.split("/")[0] if "/" in api_version else ""
     if group == "argoproj.io":
