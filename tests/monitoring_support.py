@@ -166,13 +166,13 @@ def strict(body: dict[str, Any]) -> None:
         model: Any = events.EventSource
     else:
         for trigger in rest["spec"]["triggers"]:
-            source = trigger["template"].get("argoWorkflow", {}).get("source", {})
+            source = trigger["template"].get("k8s", {}).get("source", {})
             if "resource" in source:
                 validate_strict(source.pop("resource"))
         model = events.Sensor
     dumped = model.model_validate(rest).model_dump(by_alias=True, exclude_unset=True, mode="json")
     for trigger in dumped.get("spec", {}).get("triggers", []):
-        trigger["template"].get("argoWorkflow", {}).get("source", {}).pop("resource", None)
+        trigger["template"].get("k8s", {}).get("source", {}).pop("resource", None)
     assert dumped == rest, f"{body['kind']} does not round-trip through hera's model: {dumped} != {rest}"
 
 
@@ -231,9 +231,9 @@ def sjson_set(document: Any, path: str, value: Any) -> None:
 
 
 def fire_sensor(sensor: dict[str, Any], event_source: str, event_name: str, webhook_body: Any) -> list[dict[str, Any]]:
-    """The Workflows the Sensor submits for one webhook event: dependencies whose filters pass, triggers whose
+    """The Workflows the Sensor creates for one webhook event: dependencies whose filters pass, triggers whose
     ``conditions`` name a passing dependency, parameters resolved by ``dataKey`` (default ``value`` when the key
-    is missing) and written at ``dest``."""
+    is missing) and written at ``dest`` (sjson) into the trigger's resource."""
     event_data = {"header": {"Content-Type": ["application/json"]}, "body": webhook_body}
     passed = {
         dependency["name"] for dependency in sensor["spec"]["dependencies"]
@@ -245,10 +245,10 @@ def fire_sensor(sensor: dict[str, Any], event_source: str, event_name: str, webh
         template = trigger["template"]
         if template["conditions"] not in passed:
             continue
-        argo = template["argoWorkflow"]
-        assert argo["operation"] == "submit"
-        workflow = json.loads(json.dumps(argo["source"]["resource"]))
-        for parameter in argo.get("parameters", []):
+        k8s = template["k8s"]
+        assert k8s["operation"] == "create" and k8s["source"]["resource"]["kind"] == "Workflow"
+        workflow = json.loads(json.dumps(k8s["source"]["resource"]))
+        for parameter in k8s.get("parameters", []):
             source = parameter["src"]
             assert source["dependencyName"] in passed
             value = gjson_get(event_data, source["dataKey"])

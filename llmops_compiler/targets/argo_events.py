@@ -9,6 +9,10 @@ those labels (``conventions.ALERT_GROUP_BY``), so they are common to every alert
 parameters copy ``body.commonLabels.alertname`` / ``.feature`` and ``body.commonAnnotations.summary`` (GJSON
 paths, with defaults for alerts that lack them) into the submitted Workflow.
 
+The triggers create the Workflow (``workflowTemplateRef``) with the standard Kubernetes trigger, one API call
+that the Sensor's service account may make (``create workflows``, nothing else); the ``argoWorkflow``
+trigger would run ``argo submit`` and list workflows afterwards, which needs more rights.
+
 No retrain storm: only firing notifications pass; each trigger is rate limited; Alertmanager repeats a
 retrain alert no sooner than the tuning timeout; and ``tune-<model>`` holds a per-model mutex.
 
@@ -123,8 +127,8 @@ def _trigger(view: EnvironmentView, monitor: ResolvedSpec[MonitorSpec], action: 
         "template": {
             "name": f"{action}-{monitor.spec.model}",
             "conditions": action,
-            "argoWorkflow": {
-                "operation": "submit",
+            "k8s": {
+                "operation": "create",
                 "source": {"resource": workflow},
                 "parameters": [
                     {

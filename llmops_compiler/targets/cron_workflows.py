@@ -72,7 +72,8 @@ def drift_cron_workflow(view: EnvironmentView, monitor: ResolvedSpec[MonitorSpec
         image=view.project.spec.runtime.image,
         command=workloads.runtime_command("drift"),
         args=drift_arguments(view, monitor, check, reference_path, current_path),
-        env=[m.EnvVar.model_validate(variable) for variable in workloads.runtime_env(view)],
+        # No MLflow settings: the step only reads its inputs and pushes to the Pushgateway.
+        env=[m.EnvVar(name="HOME", value=workloads.TMP_DIR), m.EnvVar(name="PYTHONUNBUFFERED", value="1")],
         resources=m.ResourceRequirements(
             requests={key: m.Quantity(value) for key, value in REQUESTS.items()},
             limits={key: m.Quantity(value) for key, value in LIMITS.items()},

@@ -32,7 +32,7 @@ from servers import alertmanager, alertmanager_alerts, wait_for
 from llmops_compiler import api, conventions, rule_tests
 from llmops_compiler.cli import main
 from llmops_compiler.diagnostics import CompileError, render_human
-from llmops_compiler.targets import workloads
+from llmops_compiler.targets import core, workloads
 from llmops_compiler.targets.alertmanager import alertmanager_configuration
 from llmops_compiler.targets.base import Resource
 
@@ -169,6 +169,12 @@ def test_sensor_selects_firing_alerts_by_action_and_model(example: list[Resource
         assert fire_sensor(sensor, "monitor-support-llm", "alertmanager", quiet) == []
     for trigger in sensor["spec"]["triggers"]:
         assert trigger["rateLimit"] == {"unit": "Hour", "requestsPerUnit": 1}
+        # One `create` of a Workflow in the Sensor's own namespace: all its service account may do.
+        k8s = trigger["template"]["k8s"]
+        assert k8s["operation"] == "create" and k8s["source"]["resource"]["kind"] == "Workflow"
+        assert "namespace" not in k8s["source"]["resource"]["metadata"]
+    assert core.ROLE_RULES[conventions.SENSOR_SERVICE_ACCOUNT] == [
+        {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["create"]}]
 
 
 def test_tune_template_holds_a_per_model_mutex(example: list[Resource]) -> None:
@@ -216,6 +222,7 @@ def test_drift_cron_workflow_runs_the_drift_step(example: list[Resource]) -> Non
         "--environment": "prod",
         "--grouping-label": "check=prompt-length",
     }
+    assert {item["name"] for item in container["env"]} == {"HOME", "PYTHONUNBUFFERED"}  # no MLflow token
     artifacts = {item["name"]: item for item in template["inputs"]["artifacts"]}
     assert artifacts["reference"]["s3"]["bucket"] == "acme-llmops-data"
     assert artifacts["reference"]["s3"]["key"] == "support/reference-2026-11.jsonl"
