@@ -105,12 +105,18 @@ def _resource_files(files: Mapping[str, bytes]) -> dict[tuple[str, str, str], An
     return found
 
 
-def _identity(body: Any) -> tuple[str, str] | None:
-    """The spec a resource comes from, so a renamed (content-hashed) resource reads as a replacement."""
-    labels = body.get("metadata", {}).get("labels", {})
-    kind, name = labels.get(conventions.LABEL_SPEC_KIND), labels.get(conventions.LABEL_SPEC_NAME)
-    component = labels.get(conventions.LABEL_COMPONENT)
-    return (f"{kind}/{component}", name) if kind and name else None
+def _identity(body: Any) -> tuple[str, str, str] | None:
+    """What a content-hashed resource stands for (component and spec), so that when its content changes and
+    with it its name, the plan shows one replacement rather than an unrelated delete and add."""
+    metadata = body.get("metadata", {})
+    if conventions.ANNOTATION_CONTENT_HASH not in metadata.get("annotations", {}):
+        return None
+    labels = metadata.get("labels", {})
+    return (
+        labels.get(conventions.LABEL_COMPONENT, ""),
+        labels.get(conventions.LABEL_SPEC_KIND, ""),
+        labels.get(conventions.LABEL_SPEC_NAME, ""),
+    )
 
 
 def compare(before: Mapping[str, bytes], after: Mapping[str, bytes]) -> Plan:

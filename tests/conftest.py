@@ -11,12 +11,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE_SPECS = ROOT / "specs"
-EXAMPLE_GENERATED = ROOT / "generated"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from project_paths import EXAMPLE_GENERATED, EXAMPLE_SPECS
 
 # Runtime steps must never reach a model hub; everything they load is built locally.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from schemas import validate_strict
 
 from llmops_compiler import api
 from llmops_compiler.targets.base import Resource
@@ -148,33 +147,6 @@ def promtool_test(rules: Path, tests: dict[str, Any]) -> subprocess.CompletedPro
 
 
 # --- strict validation of Argo Events objects ----------------------------------------------------------
-
-def strict(body: dict[str, Any]) -> None:
-    """``validate_strict``, plus the two places where hera's events models do not describe Argo Events' JSON:
-    a webhook's fields are inline (hera nests them under ``webhookContext``), and a trigger's ``resource`` is
-    a whole object (hera's ``K8SResource`` keeps nothing of it; it is validated as the Workflow it is)."""
-    if body["kind"] not in ("EventSource", "Sensor"):
-        validate_strict(body)
-        return
-    assert body["apiVersion"] == "argoproj.io/v1alpha1"
-    import hera.events.models as events
-
-    rest = json.loads(json.dumps({key: value for key, value in body.items() if key not in ("apiVersion", "kind")}))
-    if body["kind"] == "EventSource":
-        for name, context in rest["spec"].get("webhook", {}).items():
-            rest["spec"]["webhook"][name] = {"webhookContext": context}
-        model: Any = events.EventSource
-    else:
-        for trigger in rest["spec"]["triggers"]:
-            source = trigger["template"].get("k8s", {}).get("source", {})
-            if "resource" in source:
-                validate_strict(source.pop("resource"))
-        model = events.Sensor
-    dumped = model.model_validate(rest).model_dump(by_alias=True, exclude_unset=True, mode="json")
-    for trigger in dumped.get("spec", {}).get("triggers", []):
-        trigger["template"].get("k8s", {}).get("source", {}).pop("resource", None)
-    assert dumped == rest, f"{body['kind']} does not round-trip through hera's model: {dumped} != {rest}"
-
 
 # --- Argo Events semantics (the subset the compiler emits) ---------------------------------------------
 

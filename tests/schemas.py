@@ -6,6 +6,7 @@ dumped back by alias without unset fields, equals the object we emitted.
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from typing import Any
 
@@ -131,11 +132,36 @@ def _model_for(api_version: str, kind: str) -> type[Any] | None:
     return None
 
 
+def _validate_argo_events(body: dict[str, Any]) -> None:
+    """hera's events models differ from Argo Events' JSON in three places: they have no apiVersion/kind, they
+    nest a webhook's (inline) fields under ``webhookContext``, and they keep nothing of a trigger's
+    ``resource`` (validated here as the object it is)."""
+    import hera.events.models as events
+
+    assert body["apiVersion"] == "argoproj.io/v1alpha1", body["apiVersion"]
+    rest = json.loads(json.dumps({key: value for key, value in body.items() if key not in ("apiVersion", "kind")}))
+    model: Any
+    if body["kind"] == "EventSource":
+        for name, context in rest["spec"].get("webhook", {}).items():
+            rest["spec"]["webhook"][name] = {"webhookContext": context}
+        model = events.EventSource
+    else:
+        for trigger in rest["spec"]["triggers"]:
+            source = trigger["template"].get("k8s", {}).get("source", {})
+            if "resource" in source:
+                validate_strict(source.pop("resource"))
+        model = events.Sensor
+    _round_trip(model, rest)
+
+
 def validate_strict(body: dict[str, Any]) -> None:
     """Raise AssertionError (or the schema library's error) unless ``body`` is valid for its kind."""
     api_version, kind = body["apiVersion"], body["kind"]
     if kind == "Kustomization":
         return  # checked by `kubectl kustomize`
+    if api_version.startswith("argoproj.io/") and kind in ("EventSource", "Sensor"):
+        _validate_argo_events(body)
+        return
     model = _model_for(api_version, kind)
     if model is None:
         kubernetes_validate.validate(body, KUBERNETES_VERSION, strict=True)

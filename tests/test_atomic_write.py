@@ -62,7 +62,12 @@ def test_an_owned_file_that_is_no_longer_produced_is_removed(example_copy: Path)
     output = example_copy / "generated"
     (example_copy / "specs/prompts/summarize-ticket.yaml").unlink()
     result = api.compile_project(example_copy / "specs", output)
-    assert result.removed and all("summarize-ticket" in path for path in result.removed)
+    removed_prompts = [path for path in result.removed if "prompt-summarize-ticket-" in path]
+    assert len(removed_prompts) == 3  # one ConfigMap per environment
+    # The prompt-registration Job is named by the prompts' content, so it is replaced as well.
+    assert set(result.removed) - set(removed_prompts) == {
+        path for path in result.removed if "/jobs/register-prompts-" in path
+    }
     assert not list(output.rglob("prompt-summarize-ticket-*"))
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 from click.testing import Result
-from conftest import EXAMPLE_SPECS, ROOT
+from project_paths import EXAMPLE_SPECS, ROOT
 
 Cli = Callable[..., Result]
 
@@ -59,12 +59,12 @@ def test_validate_reports_every_problem_with_positions_in_three_formats(cli: Cli
     assert ("specs/prompts/rewrite-query.yaml:7:10: error[LLM310]: Prompt `rewrite-query` refers to Model "
             "`suport-llm`, which no spec defines") in human.stderr
     assert "  hint: did you mean `support-llm`?" in human.stderr
-    assert ("specs/tools/order-status.yaml:10:12: error[LLM105]: `timeout`: `5 seconds` is not a duration"
+    assert ("specs/tools/order-status.yaml:11:12: error[LLM105]: `timeout`: `5 seconds` is not a duration"
             in human.stderr)
     assert "Traceback" not in human.output
     as_json = json.loads(cli("validate", "--format", "json", cwd=example_copy).stdout)
     assert {(row["file"], row["line"], row["column"]) for row in as_json} == {
-        ("specs/prompts/rewrite-query.yaml", 7, 10), ("specs/tools/order-status.yaml", 10, 12)
+        ("specs/prompts/rewrite-query.yaml", 7, 10), ("specs/tools/order-status.yaml", 11, 12)
     }
     github = cli("validate", "--format", "github", cwd=example_copy).stdout.splitlines()
     assert github[0].startswith("::error file=specs/prompts/rewrite-query.yaml,line=7,col=10,title=LLM310::")
@@ -96,17 +96,22 @@ def test_diff_against_a_git_base_shows_a_plan_per_environment(cli: Cli, example_
     result = cli("diff", "--base", "HEAD", cwd=example_copy)
     assert result.exit_code == 1
     lines = result.stdout.splitlines()
-    assert lines[:3] == [
-        "dev: 0 to add, 1 to change, 1 to replace, 1 to delete",
-        "prod: 0 to add, 1 to change, 1 to replace, 1 to delete",
-        "staging: 0 to add, 1 to change, 1 to replace, 1 to delete",
+    # Per environment: the chain changes, the answer prompt's ConfigMap and the prompt-registration Job (both
+    # named by content) are replaced, and the removed prompt's ConfigMap is deleted; ArgoCD objects are untouched.
+    assert lines[:4] == [
+        "argocd: 0 to add, 0 to change, 0 to delete",
+        "dev: 0 to add, 1 to change, 2 to replace, 1 to delete",
+        "prod: 0 to add, 1 to change, 2 to replace, 1 to delete",
+        "staging: 0 to add, 1 to change, 2 to replace, 1 to delete",
     ]
     assert any(line.startswith("-/+ prod: ConfigMap/prompt-answer-") and "(replace)" in line for line in lines)
+    assert any(line.startswith("-/+ prod: Job/register-prompts-") and "(replace)" in line for line in lines)
     assert "~ prod: ConfigMap/chain-support-answer (change)" in lines
     assert "- prod: ConfigMap/prompt-summarize-ticket-" in result.stdout
-    assert "-      topK: 5" in result.stdout and "+      topK: 8" in result.stdout
+    assert "        -  topK: 5\n        +  topK: 8\n" in result.stdout
     markdown = cli("diff", "--base", "HEAD", "--format", "markdown", cwd=example_copy).stdout
-    assert markdown.startswith("### llmops plan\n\n- **dev: 0 to add, 1 to change, 1 to replace, 1 to delete**")
+    assert markdown.startswith("### llmops plan\n\n- **argocd: 0 to add, 0 to change, 0 to delete**\n"
+                               "- **dev: 0 to add, 1 to change, 2 to replace, 1 to delete**")
     assert "```diff" in markdown and "<details>" in markdown
 
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE_SPECS
+from project_paths import EXAMPLE_SPECS
 
 
 def _tree(folder: Path) -> dict[str, bytes]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import EXAMPLE_GENERATED, EXAMPLE_SPECS
+from project_paths import EXAMPLE_GENERATED, EXAMPLE_SPECS
 from schemas import validate_strict
 
 from llmops_compiler import api, conventions, emit
@@ -18,6 +18,13 @@ from llmops_compiler import api, conventions, emit
 @pytest.fixture(scope="module")
 def example_build() -> api.Build:
     return api.build(EXAMPLE_SPECS)
+
+
+class _KustomizeOutputLoader(yaml.SafeLoader):
+    """kustomize writes `matchType: =` unquoted, which YAML 1.1 reads as the `value` tag; it is the string."""
+
+
+_KustomizeOutputLoader.add_constructor("tag:yaml.org,2002:value", yaml.SafeLoader.construct_yaml_str)
 
 
 def _objects(build: api.Build) -> dict[str, Any]:
@@ -62,7 +69,7 @@ def test_kustomize_builds_every_environment(example_build: api.Build, environmen
         ["kubectl", "kustomize", str(EXAMPLE_GENERATED / environment)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr
-    built = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    built = [doc for doc in yaml.load_all(result.stdout, Loader=_KustomizeOutputLoader) if doc]
     expected = [path for path in example_build.files
                 if path.startswith(f"{environment}/") and not path.endswith("kustomization.yaml")]
     assert len(built) == len(expected)

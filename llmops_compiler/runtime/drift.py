@@ -398,11 +398,27 @@ def _open_text(path: Path) -> IO[str]:
     return path.open("r", encoding="utf-8")
 
 
-def _iter_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def _input_files(path: Path) -> list[Path]:
+    """A JSONL file, or every ``*.jsonl``/``*.jsonl.gz`` below a folder (a downloaded log prefix), sorted."""
     if not path.exists():
-        raise DriftInputError(f"{path}: no such file")
+        raise DriftInputError(f"{path}: no such file or folder")
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith((".jsonl", ".jsonl.gz")))
+        if not files:
+            raise DriftInputError(f"{path}: folder holds no .jsonl or .jsonl.gz files")
+        return files
     if not path.is_file():
         raise DriftInputError(f"{path}: not a file")
+    return [path]
+
+
+def _iter_records(path: Path) -> Iterator[tuple[Path, int, dict[str, Any]]]:
+    for file in _input_files(path):
+        for lineno, record in _iter_file_records(file):
+            yield file, lineno, record
+
+
+def _iter_file_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     try:
         with _open_text(path) as fh:
             for lineno, line in enumerate(fh, start=1):
@@ -462,8 +478,8 @@ def read_features(path: Path, features: Sequence[FeatureSpec]) -> dict[str, list
     """One pass over a JSONL file, extracting every feature's value from every record."""
     values: dict[str, list[Any]] = {f.name: [] for f in features}
     dims: dict[str, int] = {}
-    for lineno, record in _iter_records(path):
-        where = f"{path}:{lineno}"
+    for file, lineno, record in _iter_records(path):
+        where = f"{file}:{lineno}"
         for feature in features:
             value = _extract(feature, _lookup(record, feature.field), where)
             if feature.type == "embedding":

@@ -13,7 +13,9 @@ DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 QUANTITY = re.compile(r"^[+]?(\d+(\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?\d+)?$")
 DURATION = re.compile(r"^(?:\d+y)?(?:\d+w)?(?:\d+d)?(?:\d+h)?(?:\d+m)?(?:\d+s)?(?:\d+ms)?$")
-LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+LABEL_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
 LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 IMAGE_DIGEST = re.compile(r"^[a-z0-9]+([._/:-][a-z0-9]+)*(:[\w][\w.-]{0,127})?@sha256:[a-f0-9]{64}$")
 CRON = re.compile(r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|(\S+\s+){4}\S+)$")
@@ -99,22 +101,24 @@ def duration_seconds(value: str) -> float:
     return sum(int(number) * DURATION_SECONDS[unit] for number, unit in re.findall(r"(\d+)(ms|y|w|d|h|m|s)", value))
 
 
-DnsLabel = Annotated[str, AfterValidator(_dns_label),
-                     WithJsonSchema({"type": "string", "pattern": DNS_LABEL.pattern, "maxLength": 63})]
-ObjectName = Annotated[str, AfterValidator(_dns_subdomain),
-                       WithJsonSchema({"type": "string", "pattern": DNS_SUBDOMAIN.pattern, "maxLength": 253})]
-Identifier = Annotated[str, AfterValidator(_identifier), WithJsonSchema({"type": "string", "pattern": IDENTIFIER.pattern})]
+def _matching(pattern: re.Pattern[str], **limits: int) -> WithJsonSchema:
+    """The JSON Schema editors see for a validated string: the same pattern the validator applies."""
+    return WithJsonSchema({"type": "string", "pattern": pattern.pattern, **limits})
+
+
+DnsLabel = Annotated[str, AfterValidator(_dns_label), _matching(DNS_LABEL, maxLength=63)]
+ObjectName = Annotated[str, AfterValidator(_dns_subdomain), _matching(DNS_SUBDOMAIN, maxLength=253)]
+Identifier = Annotated[str, AfterValidator(_identifier), _matching(IDENTIFIER)]
 Quantity = Annotated[
     str, BeforeValidator(_number_as_text), AfterValidator(_quantity),
     WithJsonSchema({"anyOf": [{"type": "string", "pattern": QUANTITY.pattern}, {"type": "number", "minimum": 0}]}),
 ]
-Duration = Annotated[str, AfterValidator(_duration), WithJsonSchema({"type": "string", "pattern": DURATION.pattern})]
-PinnedImage = Annotated[str, AfterValidator(_image), WithJsonSchema({"type": "string", "pattern": IMAGE_DIGEST.pattern})]
-Cron = Annotated[str, AfterValidator(_cron), WithJsonSchema({"type": "string", "pattern": CRON.pattern})]
-Url = Annotated[str, AfterValidator(_url), WithJsonSchema({"type": "string", "pattern": URL.pattern})]
-LabelKey = Annotated[str, AfterValidator(_label_key), WithJsonSchema({"type": "string", "pattern": LABEL_KEY.pattern})]
-LabelValue = Annotated[str, AfterValidator(_label_value),
-                       WithJsonSchema({"type": "string", "pattern": LABEL_VALUE.pattern})]
+Duration = Annotated[str, AfterValidator(_duration), _matching(DURATION)]
+PinnedImage = Annotated[str, AfterValidator(_image), _matching(IMAGE_DIGEST)]
+Cron = Annotated[str, AfterValidator(_cron), _matching(CRON)]
+Url = Annotated[str, AfterValidator(_url), _matching(URL)]
+LabelKey = Annotated[str, AfterValidator(_label_key), _matching(LABEL_KEY)]
+LabelValue = Annotated[str, AfterValidator(_label_value), _matching(LABEL_VALUE)]
 Fraction = Annotated[float, Field(gt=0, lt=1)]
 Action = Literal["retrain", "rollback", "notify"]
 

@@ -424,6 +424,30 @@ def test_cli_without_pushgateway_prints_only(datasets: dict[str, Path]) -> None:
     assert "pushed" not in proc.stdout
 
 
+def test_current_logs_may_be_a_folder_of_jsonl_files(datasets: dict[str, Path], tmp_path: Path) -> None:
+    """The CronWorkflow downloads a log prefix into a folder: every .jsonl[.gz] below it is read."""
+    import gzip
+
+    lines = datasets["shifted"].read_text().splitlines(keepends=True)
+    folder = tmp_path / "logs" / "2026" / "11"
+    folder.mkdir(parents=True)
+    half = len(lines) // 2
+    (folder / "part-0001.jsonl").write_text("".join(lines[:half]))
+    with gzip.open(folder / "part-0002.jsonl.gz", "wt") as handle:
+        handle.write("".join(lines[half:]))
+    (folder / "_SUCCESS").write_text("")
+    args = ["--model", "m", "--reference", datasets["reference"], "--feature", "x:numeric", "--method", "ks"]
+    from_folder = run_drift(*args, "--current", tmp_path / "logs", "--output", tmp_path / "folder.json")
+    from_file = run_drift(*args, "--current", datasets["shifted"], "--output", tmp_path / "file.json")
+    assert from_folder.returncode == 0 and from_file.returncode == 0, from_folder.stderr
+    folder_report = json.loads((tmp_path / "folder.json").read_text())
+    file_report = json.loads((tmp_path / "file.json").read_text())
+    assert folder_report["features"] == file_report["features"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _assert_one_line_error(run_drift(*args, "--current", empty), "folder holds no .jsonl or .jsonl.gz files")
+
+
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # from MLflow's SQLAlchemy store
 def test_mlflow_logging(datasets: dict[str, Path], tmp_path: Path) -> None:
     tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -22,7 +22,6 @@ from monitoring_support import (
     project_yaml,
     rollout_yaml,
     run_tool,
-    strict,
     workflow_parameters,
     write_specs,
 )
@@ -137,7 +136,7 @@ def test_events_and_workflows_are_strictly_valid(example: list[Resource]) -> Non
     checked = [item for item in example if item.kind in kinds]
     assert {item.kind for item in checked} == set(kinds)
     for item in checked:
-        strict(item.body)
+        validate_strict(item.body)
 
 
 def test_sensor_selects_firing_alerts_by_action_and_model(example: list[Resource]) -> None:

@@ -23,9 +23,9 @@ from monitoring_support import (
     promtool_test,
     rules_file,
     run_tool,
-    strict,
     write_specs,
 )
+from schemas import validate_strict
 
 from llmops_compiler import conventions
 from llmops_compiler.burn_rates import TIERS, burn_factor, decimal_text, error_budget
@@ -129,7 +129,7 @@ def test_every_rule_is_strictly_valid_and_passes_promtool_check(
     rules = find(resources, "PrometheusRule") + find(example, "PrometheusRule")
     assert {item.environment for item in find(example, "PrometheusRule")} == {"dev", "staging", "prod"}
     for index, item in enumerate(rules):
-        strict(item.body)
+        validate_strict(item.body)
         path = rules_file(item.body, tmp_path / f"rules-{index}.yaml")
         result = run_tool("promtool", "check", "rules", str(path))
         assert_passes(result)
