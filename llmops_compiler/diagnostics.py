@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Literal
@@ -67,6 +68,15 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     return ""
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _printable(text: str) -> str:
+    """Control characters from a spec (a key with a newline, an ANSI escape) shown escaped, as `\\n` or
+    `\\x1b`: one finding stays one line, and a spec cannot drive the terminal."""
+    return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
+
+
 def render_human(diagnostics: Sequence[Diagnostic], color: bool = False) -> str:
     lines = []
     for diagnostic in diagnostics:
@@ -74,9 +84,10 @@ def render_human(diagnostics: Sequence[Diagnostic], color: bool = False) -> str:
         if color:
             tint = "31" if diagnostic.severity == "error" else "33"
             label = f"\x1b[1;{tint}m{label}\x1b[0m"
-        lines.append(f"{diagnostic.position}: {label}[{diagnostic.code}]: {diagnostic.message}")
+        lines.append(f"{_printable(str(diagnostic.position))}: {label}[{diagnostic.code}]: "
+                     f"{_printable(diagnostic.message)}")
         if diagnostic.hint:
-            lines.append(f"  hint: {diagnostic.hint}")
+            lines.append(f"  hint: {_printable(diagnostic.hint)}")
     errors = sum(1 for diagnostic in diagnostics if diagnostic.severity == "error")
     if diagnostics:
         lines.append(f"{errors} error(s), {len(diagnostics) - errors} warning(s)")

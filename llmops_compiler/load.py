@@ -31,6 +31,7 @@ YamlPath = tuple[str | int, ...]
 
 _TAG = "tag:yaml.org,2002:"
 _Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
 _YAML12_INT = re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")
 _YAML12_FLOAT = re.compile(
     r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)"
@@ -233,8 +234,8 @@ def parse_text(text: str, file: str) -> tuple[list[SourceDocument], list[Diagnos
         nodes = list(yaml.compose_all(text, Loader=_Loader))
     except yaml.MarkedYAMLError as error:
         mark, opened = error.problem_mark or error.context_mark, error.context_mark
-        position = Position(file, mark.line + 1, mark.column + 1) if mark else Position(file, 1, 1)
-        if mark and text.split("\n")[mark.line][mark.column:].startswith("\t"):
+        position = _end_clamped(text, file, mark.line, mark.column) if mark else Position(file, 1, 1)
+        if mark and _line(text, mark.line)[mark.column:].startswith("\t"):
             return [], [Diagnostic(position, "LLM001", "invalid YAML: a tab character where YAML expects spaces",
                                    "indent with spaces only; YAML does not allow tabs for indentation")]
         problem = error.problem or str(error)
@@ -246,8 +247,8 @@ def parse_text(text: str, file: str) -> tuple[list[SourceDocument], list[Diagnos
         offset = error.position  # libyaml counts bytes of the UTF-8 text, PyYAML characters
         if _Loader is not yaml.SafeLoader:
             offset = len(text.encode("utf-8", "surrogatepass")[:offset].decode("utf-8", "ignore"))
-        line = text.count("\n", 0, offset) + 1
-        column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+        breaks = list(_LINE_BREAK.finditer(text, 0, offset))
+        line, column = len(breaks) + 1, offset - (breaks[-1].end() if breaks else 0) + 1
         character = error.character  # a code point from libyaml, a one-character string from PyYAML
         code = ord(character) if isinstance(character, str) and len(character) == 1 else character
         message = f"invalid YAML: character U+{code:04X} is not allowed" if isinstance(code, int) else (
@@ -258,7 +259,7 @@ def parse_text(text: str, file: str) -> tuple[list[SourceDocument], list[Diagnos
         return [], [Diagnostic(Position(file, 1, 1), "LLM001", f"invalid YAML: {error}", "fix the YAML syntax")]
     if len(nodes) > MAX_DOCUMENTS_PER_FILE:
         message = f"more than {MAX_DOCUMENTS_PER_FILE} documents in one file"
-        return [], [Diagnostic(Position(file), "LLM007", message, "split the file")]
+        return [], [Diagnostic(Position(file, 1, 1), "LLM007", message, "split the file")]
     builder = _Builder(file)
     for index, node in enumerate(nodes):
         if node is None or _is_empty(node):
@@ -275,6 +276,21 @@ def parse_text(text: str, file: str) -> tuple[list[SourceDocument], list[Diagnos
     if builder.aliases:
         problems.extend(_alias_problems(text, file))
     return documents, problems
+
+
+def _end_clamped(text: str, file: str, line: int, column: int) -> Position:
+    """A 0-based mark as a position; libyaml puts "unexpected end of stream" one line past a text that does not
+    end in a newline, which editors cannot show, so such a mark moves to the end of the last line."""
+    lines = _LINE_BREAK.split(text)
+    if line >= len(lines):
+        return Position(file, len(lines), len(lines[-1]) + 1)
+    return Position(file, line + 1, column + 1)
+
+
+def _line(text: str, index: int) -> str:
+    """Line ``index`` (0-based) of ``text`` as YAML counts lines, or "" past the end."""
+    lines = _LINE_BREAK.split(text)
+    return lines[index] if index < len(lines) else ""
 
 
 def _is_empty(node: yaml.Node) -> bool:

@@ -324,7 +324,7 @@ def _envelope_diagnostics(document: SourceDocument) -> list[Diagnostic]:
     kind = data.get("kind")
     if "kind" not in data:
         report((), "LLM102", "missing `kind`", "add `kind:` with one of: " + ", ".join(SPEC_MODELS))
-    elif kind not in SPEC_MODELS:
+    elif not isinstance(kind, str) or kind not in SPEC_MODELS:  # `kind: []` is unhashable
         known = "expected one of: " + ", ".join(SPEC_MODELS)
         if isinstance(kind, str):
             hint = did_you_mean(kind, SPEC_MODELS) or known
@@ -424,13 +424,14 @@ def _invalid(document: SourceDocument) -> InvalidSpec | None:
     data = document.data
     metadata = data.get("metadata") if isinstance(data, dict) else None
     name = metadata.get("name") if isinstance(metadata, dict) else None
-    if not isinstance(data, dict) or data.get("kind") not in SPEC_MODELS or not isinstance(name, str):
+    kind = data.get("kind") if isinstance(data, dict) else None
+    if not isinstance(kind, str) or kind not in SPEC_MODELS or not isinstance(name, str):
         return None
     try:
         _dns_label(name)
     except ValueError:
         return None
-    return InvalidSpec(data["kind"], name, document)
+    return InvalidSpec(kind, name, document)
 
 
 def validate_document(document: SourceDocument) -> tuple[SpecObject | InvalidSpec | None, list[Diagnostic]]:
