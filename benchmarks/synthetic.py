@@ -1,7 +1,8 @@
 """Synthetic spec projects of any size, for the scale benchmark and the atomicity test.
 
-A project of N specs holds one Project and, in rotation, Models, Prompts, Tools, KnowledgeBases and
-Chains that reference each other, so resolution and every target do real work.
+A project of N specs holds one Project and, in rotation, tuned Models, Prompts, Tools, KnowledgeBases,
+Chains and Monitors that reference each other, so resolution and every target do real work (tune
+WorkflowTemplates, PrometheusRules, drift CronWorkflows, Sensors, ConfigMaps).
 """
 
 from __future__ import annotations
@@ -27,6 +28,34 @@ spec:
   baseModel: s3://models/base-{i}
   registeredModel: model-{i}
   serving: {{service: {{name: model-{i}, port: 8080}}}}
+  tuning:
+    method: lora
+    lora: {{r: 8, alpha: 16, targetModules: [q_proj, v_proj]}}
+    dataset: s3://data/model-{i}/train.jsonl
+    resources:
+      requests: {{cpu: "4", memory: 24Gi, nvidia.com/gpu: 1}}
+      limits: {{memory: 32Gi, nvidia.com/gpu: 1}}
+  evaluation:
+    dataset: s3://data/model-{i}/eval.jsonl
+    metrics: [token_f1, rouge_l]
+    gates: [{{metric: token_f1, min: 0.5}}]
+"""
+
+MONITOR = """apiVersion: llmops.dev/v1alpha1
+kind: Monitor
+metadata: {{name: monitor-{i}}}
+spec:
+  model: model-{model}
+  logs: s3://logs/model-{model}/
+  features:
+    - {{name: prompt_length, type: length, field: prompt}}
+  slos:
+    - {{name: errors, type: errorRatio, objective: 0.999, action: notify}}
+    - {{name: latency, type: latency, objective: 0.99, latencyThreshold: 2.5, action: notify}}
+  drift:
+    - {{name: prompt-length, feature: prompt_length, reference: s3://data/model-{model}/ref.jsonl, threshold: 0.2}}
+  quality:
+    - {{metric: groundedness, minimum: 0.8}}
 """
 
 PROMPT = """apiVersion: llmops.dev/v1alpha1
@@ -85,7 +114,7 @@ spec:
   output: steps.answer.output
 """
 
-ROTATION = ("model", "prompt", "prompt", "tool", "kb", "chain")
+ROTATION = ("model", "prompt", "prompt", "tool", "kb", "chain", "monitor")
 
 
 def write_project(root: Path, specs: int, environments: int = 3) -> Path:
@@ -107,6 +136,8 @@ def write_project(root: Path, specs: int, environments: int = 3) -> Path:
             text = TOOL.format(i=i)
         elif kind == "kb":
             text = KNOWLEDGE_BASE.format(i=i)
+        elif kind == "monitor":
+            text = MONITOR.format(i=i, model=i)
         else:
             text = CHAIN.format(i=i, kb=i, tool=i, prompt=2 * i)
         subfolder = folder / f"{kind}s"

@@ -7,6 +7,7 @@ Heavy modules are imported inside the commands so that `llmops --help` starts fa
 from __future__ import annotations
 
 import functools
+import gc
 import os
 import sys
 import tempfile
@@ -74,6 +75,10 @@ def handles_errors(command: F) -> F:
 def main() -> None:
     """Compile LLMOps specs (models, prompts, chains, tools, knowledge bases, monitors, rollouts)
     into deterministic GitOps manifests for ArgoCD."""
+    # A compile allocates millions of short-lived objects and few cycles; the default thresholds make the
+    # cyclic collector run thousands of times for nothing (about 15% of a large compile). This is a
+    # short-lived process, so collect rarely instead.
+    gc.set_threshold(100_000, 50, 100)
 
 
 @main.command("compile")

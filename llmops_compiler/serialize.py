@@ -37,8 +37,9 @@ def _plain_is_safe(text: str) -> bool:
 def _literal_block(text: str, indent: str) -> str | None:
     """A ``|`` block for multi-line text, or None when a block cannot carry it exactly."""
     lines = text.split("\n")
-    if (not text.isprintable() and any(not line.isprintable() for line in lines)) or lines[0].startswith(" "):
-        return None
+    content = [line for line in lines if line]
+    if not content or content[0].startswith(" ") or any(not line.isprintable() for line in content):
+        return None  # nothing but newlines, or an indentation the block could not show
     if any(line != line.rstrip(" ") for line in lines) or "\t" in text or "\r" in text:
         return None
     body_lines = lines[:-1] if text.endswith("\n") else lines
@@ -50,7 +51,15 @@ def _literal_block(text: str, indent: str) -> str | None:
     return f"|{chomp}\n{body}"
 
 
+@lru_cache(maxsize=131072)
+def _text(text: str) -> str:
+    """A string scalar: plain when that loads back as the same string, double-quoted otherwise."""
+    return text if _plain_is_safe(text) else _double_quoted(text)
+
+
 def _scalar(value: Any) -> str:
+    if type(value) is str:
+        return _text(value)
     if value is None:
         return "null"
     if value is True:
@@ -68,8 +77,7 @@ def _scalar(value: Any) -> str:
         if "." not in text and "e" in text:
             text = text.replace("e", ".0e", 1)
         return text
-    text = str(value)
-    return text if _plain_is_safe(text) else _double_quoted(text)
+    return _text(str(value))
 
 
 def _double_quoted(text: str) -> str:
@@ -84,13 +92,14 @@ def _emit(value: Any, indent: int, out: list[str]) -> None:
     pad = " " * indent
     if isinstance(value, dict):
         for key, item in value.items():
-            _emit_entry(f"{pad}{_scalar(str(key))}:", item, indent, out)
+            _emit_entry(f"{pad}{_text(str(key))}:", item, indent, out)
         return
     for item in value:
         if isinstance(item, dict) and item:
-            for position, (key, child) in enumerate(item.items()):
-                prefix = f"{pad}- " if position == 0 else f"{pad}  "
-                _emit_entry(f"{prefix}{_scalar(str(key))}:", child, indent + 2, out)
+            first = True
+            for key, child in item.items():
+                _emit_entry(f"{pad}{'- ' if first else '  '}{_text(str(key))}:", child, indent + 2, out)
+                first = False
         elif isinstance(item, list) and item:
             inner: list[str] = []
             _emit(item, indent + 2, inner)
@@ -102,20 +111,20 @@ def _emit(value: Any, indent: int, out: list[str]) -> None:
 
 def _emit_entry(prefix: str, item: Any, key_indent: int, out: list[str]) -> None:
     """One ``key: value`` or ``- value`` entry; ``key_indent`` is the column of the key or dash."""
-    if isinstance(item, dict) and item:
-        out.append(prefix)
-        _emit(item, key_indent + 2, out)
-    elif isinstance(item, list) and item:
+    if type(item) is str:  # the common case first
+        if "\n" not in item:
+            out.append(f"{prefix} {_text(item)}")
+            return
+        block = _literal_block(item, " " * (key_indent + 2))
+        out.append(f"{prefix} {block}" if block is not None else f"{prefix} {_text(item)}")
+    elif isinstance(item, dict | list):
+        if not item:
+            out.append(f"{prefix} {{}}" if isinstance(item, dict) else f"{prefix} []")
+            return
         out.append(prefix)
         # A list under a key is not indented further (PyYAML's and kubectl's style); under a dash it must be.
-        _emit(item, key_indent if prefix.endswith(":") else key_indent + 2, out)
-    elif isinstance(item, dict):
-        out.append(f"{prefix} {{}}")
-    elif isinstance(item, list):
-        out.append(f"{prefix} []")
-    elif isinstance(item, str) and "\n" in item:
-        block = _literal_block(item, " " * (key_indent + 2))
-        out.append(f"{prefix} {block}" if block is not None else f"{prefix} {_scalar(item)}")
+        nested = key_indent if isinstance(item, list) and prefix.endswith(":") else key_indent + 2
+        _emit(item, nested, out)
     else:
         out.append(f"{prefix} {_scalar(item)}")
 
