@@ -248,25 +248,41 @@ def drift_annotations(check: DriftCheck, ctx: RuleContext, value: str = SCORE_VA
     }
 
 
+def _score_alert(
+    alert: str, metric: str, matchers: dict[str, str], comparison: str, bound: float, for_: str,
+    labels: dict[str, str], annotations: dict[str, str],
+) -> Body:
+    """An alert on a pushed gauge (drift or quality score) beyond its bound for a while.
+
+    It aggregates away the labels the compiler does not control (job, instance, the Pushgateway's grouping
+    labels), keeps the identifying ones, and takes the worst series: max above a ceiling, min under a floor."""
+    series = selector(metric, matchers)
+    keep = ", ".join(key for key in matchers if key != conventions.LABEL_ENVIRONMENT)
+    worst = "max" if comparison == ">" else "min"
+    return {
+        "alert": alert,
+        "expr": f"{worst} by ({keep}) ({series}) {comparison} {number(bound)}",
+        "for": for_,
+        "labels": labels,
+        "annotations": annotations,
+    }
+
+
 def drift_alerts(monitor: MonitorSpec, ctx: RuleContext) -> list[Body]:
     """One alert per drift check: the pushed score above the threshold for the check's ``for``."""
-    alerts = []
-    for check in monitor.drift:
-        series = selector(ctx.metrics.drift_score, {
-            conventions.LABEL_MODEL: ctx.model,
-            conventions.LABEL_FEATURE: check.feature,
-            conventions.LABEL_METHOD: check.method,
-            conventions.LABEL_ENVIRONMENT: ctx.environment,
-        })
-        by = ", ".join((conventions.LABEL_MODEL, conventions.LABEL_FEATURE, conventions.LABEL_METHOD))
-        alerts.append({
-            "alert": conventions.ALERT_DRIFT,
-            "expr": f"max by ({by}) ({series}) > {number(check.threshold)}",
-            "for": check.for_,
-            "labels": drift_labels(check, ctx),
-            "annotations": drift_annotations(check, ctx),
-        })
-    return alerts
+    return [
+        _score_alert(
+            conventions.ALERT_DRIFT, ctx.metrics.drift_score,
+            {
+                conventions.LABEL_MODEL: ctx.model,
+                conventions.LABEL_FEATURE: check.feature,
+                conventions.LABEL_METHOD: check.method,
+                conventions.LABEL_ENVIRONMENT: ctx.environment,
+            },
+            ">", check.threshold, check.for_, drift_labels(check, ctx), drift_annotations(check, ctx),
+        )
+        for check in monitor.drift
+    ]
 
 
 def quality_labels(check: QualityCheck, ctx: RuleContext) -> dict[str, str]:
@@ -292,22 +308,18 @@ def quality_annotations(check: QualityCheck, ctx: RuleContext, value: str = SCOR
 
 def quality_alerts(monitor: MonitorSpec, ctx: RuleContext) -> list[Body]:
     """One alert per quality score: the pushed score under its minimum for the check's ``for``."""
-    alerts = []
-    for check in monitor.quality:
-        series = selector(ctx.metrics.quality_score, {
-            conventions.LABEL_MODEL: ctx.model,
-            conventions.LABEL_METRIC: check.metric,
-            conventions.LABEL_ENVIRONMENT: ctx.environment,
-        })
-        by = ", ".join((conventions.LABEL_MODEL, conventions.LABEL_METRIC))
-        alerts.append({
-            "alert": conventions.ALERT_QUALITY,
-            "expr": f"min by ({by}) ({series}) < {number(check.minimum)}",
-            "for": check.for_,
-            "labels": quality_labels(check, ctx),
-            "annotations": quality_annotations(check, ctx),
-        })
-    return alerts
+    return [
+        _score_alert(
+            conventions.ALERT_QUALITY, ctx.metrics.quality_score,
+            {
+                conventions.LABEL_MODEL: ctx.model,
+                conventions.LABEL_METRIC: check.metric,
+                conventions.LABEL_ENVIRONMENT: ctx.environment,
+            },
+            "<", check.minimum, check.for_, quality_labels(check, ctx), quality_annotations(check, ctx),
+        )
+        for check in monitor.quality
+    ]
 
 
 def rule_groups(monitor: MonitorSpec, ctx: RuleContext) -> list[Body]:
