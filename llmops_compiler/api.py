@@ -26,6 +26,8 @@ class Build:
 def resolve_specs(specs_dir: Path) -> tuple[ProjectGraph | None, list[Diagnostic]]:
     """Load, validate and resolve; every problem of the run comes back together, sorted by position."""
     documents, problems = load_specs(specs_dir)
+    if not specs_dir.is_dir():
+        return None, problems  # only "the folder does not exist"; nothing else can be said
     objects, validation_problems = validate_documents(documents)
     problems += validation_problems
     graph, resolution_problems = resolve(objects, specs_root=specs_dir.name)

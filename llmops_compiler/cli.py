@@ -20,7 +20,7 @@ import click
 F = TypeVar("F", bound=Callable[..., Any])
 DIAGNOSTIC_FORMATS = click.Choice(["human", "json", "github"])
 specs_argument = click.argument(
-    "specs", type=click.Path(path_type=Path, file_okay=False), default="specs", required=False
+    "specs", type=click.Path(path_type=Path, file_okay=False, exists=True), default="specs", required=False
 )
 output_option = click.option(
     "-o", "--output", type=click.Path(path_type=Path, file_okay=False), default="generated", show_default=True,

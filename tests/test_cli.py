@@ -73,8 +73,9 @@ def test_validate_reports_every_problem_with_positions_in_three_formats(cli: Cli
 def test_exit_codes(cli: Cli, tmp_path: Path) -> None:
     assert cli("validate", cwd=ROOT).exit_code == 0
     assert cli("compile", "--no-such-flag", cwd=ROOT).exit_code == 2
-    missing = cli("validate", str(tmp_path / "nope"))
-    assert missing.exit_code == 1 and "does not exist" in missing.stderr
+    missing = cli("validate", str(tmp_path / "nope"))  # a wrong path is a usage error, reported once
+    assert missing.exit_code == 2 and "does not exist" in missing.stderr
+    assert "Project" not in missing.stderr
 
 
 def _git(repo: Path, *args: str) -> str:
