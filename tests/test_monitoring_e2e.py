@@ -67,11 +67,16 @@ spec:
 """
 
 
+WEBHOOK_TOKEN = "e2e-token"
+SECRETS = {"llmops-alert-webhook": {"token": WEBHOOK_TOKEN}}
+
+
 class Hooks:
-    """Webhook receivers on loopback: every POST's path and JSON body, in arrival order."""
+    """Webhook receivers on loopback: every POST's path, Authorization header and JSON body, in arrival order."""
 
     def __init__(self) -> None:
         self.received: list[tuple[str, Any]] = []
+        self.authorization: list[tuple[str, str | None]] = []
         self.lock = threading.Lock()
         hooks = self
 
@@ -80,6 +85,7 @@ class Hooks:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with hooks.lock:
                     hooks.received.append((self.path, json.loads(body)))
+                    hooks.authorization.append((self.path, self.headers.get("Authorization")))
                 self.send_response(200)
                 self.end_headers()
 
@@ -140,7 +146,7 @@ def test_configuration_override_keeps_the_compiled_routes(tmp_path: Path) -> Non
     """What the end-to-end test changes in the compiled Alertmanager configuration: only URLs and timings."""
     specs = write_specs(tmp_path, {"project.yaml": project_yaml([(ENV, NAMESPACE)]),
                                    "models/chat.yaml": model_yaml(MODEL, tuned=True), "monitoring/chat.yaml": MONITOR})
-    original = alertmanager_configuration(one(build(specs), "AlertmanagerConfig", ENV).body)
+    original = alertmanager_configuration(one(build(specs), "AlertmanagerConfig", ENV).body, SECRETS)
     changed = local_configuration(original, "http://127.0.0.1:1")
     for configuration in (original, changed):
         for route in configuration["route"]["routes"]:
@@ -183,7 +189,7 @@ def test_drift_alert_starts_the_tune_workflow(tmp_path: Path) -> None:
 
     with hooks() as received, pushgateway(lifetime=LIFETIME) as gateway:
         configuration = local_configuration(
-            alertmanager_configuration(one(resources, "AlertmanagerConfig", ENV).body), received.url)
+            alertmanager_configuration(one(resources, "AlertmanagerConfig", ENV).body, SECRETS), received.url)
         with alertmanager(yaml.safe_dump(configuration), lifetime=LIFETIME) as manager, \
                 prometheus([rules], [gateway.url], manager.url, lifetime=LIFETIME) as server:
             # Unshifted logs: the scores arrive, stay under the thresholds, and nothing fires.
@@ -207,6 +213,10 @@ def test_drift_alert_starts_the_tune_workflow(tmp_path: Path) -> None:
 
     deliveries = received.at("/events")
     assert all(body["commonLabels"]["llmops_action"] == "retrain" for body in deliveries)
+    # Alertmanager authenticates with the token of the Secret the EventSource checks (`authSecret`).
+    [hook] = event_source.body["spec"]["webhook"].values()
+    assert SECRETS[hook["authSecret"]["name"]][hook["authSecret"]["key"]] == WEBHOOK_TOKEN
+    assert {header for path, header in received.authorization if path == "/events"} == {f"Bearer {WEBHOOK_TOKEN}"}
     workflows = [workflow for body in deliveries
                  for workflow in fire_sensor(sensor, event_source.name, event_name, body)]
     assert len(workflows) == 1, deliveries

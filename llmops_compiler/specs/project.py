@@ -46,6 +46,14 @@ class MetricNames(StrictModel):
     quality_score: str = conventions.QUALITY_SCORE
 
 
+class AlertingSettings(StrictModel):
+    """How Alertmanager proves itself to the Argo Events webhook that starts retrains and rollbacks: a bearer
+    token both read from one Secret (create it in each environment's namespace). Without it anyone who can
+    reach the webhook could start GPU jobs."""
+
+    webhook_token: SecretKeyRef = SecretKeyRef.model_validate({"name": "llmops-alert-webhook", "key": "token"})
+
+
 class ArgoCDSettings(StrictModel):
     namespace: DnsLabel = "argocd"
     project: DnsLabel | None = None
@@ -63,5 +71,6 @@ class ProjectSpec(StrictModel):
     runtime: RuntimeSettings
     prometheus: PrometheusSettings
     metrics: MetricNames = MetricNames()
+    alerting: AlertingSettings = AlertingSettings()
     argocd: ArgoCDSettings = ArgoCDSettings()
     defaults: Defaults = Defaults()

@@ -51,8 +51,15 @@ def receivers(view: EnvironmentView, monitor: ResolvedSpec[MonitorSpec]) -> list
             conventions.monitor_resource_name(monitor.name), view.namespace,
             conventions.ALERT_WEBHOOK_PORT, conventions.ALERT_WEBHOOK_ENDPOINT,
         )
+        token = view.project.spec.alerting.webhook_token
         # Resolved notifications would only be filtered out by the Sensor.
-        found.append({"name": conventions.EVENTS_RECEIVER, "webhookConfigs": [{"url": url, "sendResolved": False}]})
+        found.append({"name": conventions.EVENTS_RECEIVER, "webhookConfigs": [{
+            "url": url,
+            "sendResolved": False,
+            "httpConfig": {
+                "authorization": {"type": "Bearer", "credentials": {"name": token.name, "key": token.key}},
+            },
+        }]})
     notify: Body = {"name": spec.notification.receiver}
     secret = spec.notification.webhook_url_secret
     if secret is not None:
@@ -157,18 +164,25 @@ def _route(route_body: Mapping[str, Any], prefix: str) -> dict[str, Any]:
     return converted
 
 
+def _secret_value(secrets: Mapping[str, Mapping[str, str]], reference: Mapping[str, str], what: str) -> str:
+    try:
+        return secrets[reference["name"]][reference["key"]]
+    except KeyError:
+        raise KeyError(f"secret {reference['name']}/{reference['key']} ({what}) not given") from None
+
+
 def _receiver(receiver: Mapping[str, Any], prefix: str, secrets: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
     converted: dict[str, Any] = {"name": _receiver_name(prefix, receiver["name"])}
     webhooks = []
     for webhook in receiver.get("webhookConfigs", []):
         item = {_WEBHOOK_KEYS[key]: value for key, value in webhook.items() if key in _WEBHOOK_KEYS}
         if "urlSecret" in webhook:
-            reference = webhook["urlSecret"]
-            try:
-                item["url"] = secrets[reference["name"]][reference["key"]]
-            except KeyError:
-                raise KeyError(f"webhook URL secret {reference['name']}/{reference['key']} "
-                               f"of receiver {receiver['name']} not given") from None
+            item["url"] = _secret_value(secrets, webhook["urlSecret"], f"webhook URL of receiver {receiver['name']}")
+        authorization = webhook.get("httpConfig", {}).get("authorization")
+        if authorization is not None:
+            credentials = _secret_value(secrets, authorization["credentials"],
+                                        f"authorization of receiver {receiver['name']}")
+            item["http_config"] = {"authorization": {"type": authorization["type"], "credentials": credentials}}
         webhooks.append(dict(sorted(item.items())))
     if webhooks:
         converted["webhook_configs"] = webhooks

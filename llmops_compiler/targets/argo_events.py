@@ -52,6 +52,7 @@ def _pod_template(service_account: str | None = None) -> Body:
 
 def alert_event_source(view: EnvironmentView, monitor: ResolvedSpec[MonitorSpec]) -> Body:
     port = conventions.ALERT_WEBHOOK_PORT
+    token = view.project.spec.alerting.webhook_token
     return {
         "apiVersion": API_VERSION,
         "kind": "EventSource",
@@ -64,6 +65,8 @@ def alert_event_source(view: EnvironmentView, monitor: ResolvedSpec[MonitorSpec]
                     "endpoint": conventions.ALERT_WEBHOOK_ENDPOINT,
                     "method": "POST",
                     "port": str(port),
+                    # Requests without the bearer token Alertmanager sends are refused.
+                    "authSecret": {"name": token.name, "key": token.key},
                 },
             },
         },

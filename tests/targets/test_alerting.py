@@ -36,7 +36,8 @@ from llmops_compiler.targets.alertmanager import alertmanager_configuration
 from llmops_compiler.targets.base import Resource
 
 ROOT = Path(__file__).resolve().parents[2]
-SECRETS = {"support-alerts-webhook": {"url": "https://hooks.test/support"}}
+SECRETS = {"support-alerts-webhook": {"url": "https://hooks.test/support"},
+           "llmops-alert-webhook": {"token": "t0ken-for-tests"}}
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +98,10 @@ def test_retrain_repeats_no_sooner_than_the_tuning_timeout(example: list[Resourc
     assert spec["route"]["groupBy"] == list(conventions.ALERT_GROUP_BY)
     [receiver] = [item for item in spec["receivers"] if item["name"] == conventions.EVENTS_RECEIVER]
     assert receiver["webhookConfigs"] == [{
-        "url": "http://monitor-support-llm-eventsource-svc.support-prod.svc:12000/alerts", "sendResolved": False}]
+        "url": "http://monitor-support-llm-eventsource-svc.support-prod.svc:12000/alerts", "sendResolved": False,
+        # Authenticated with the token the EventSource checks.
+        "httpConfig": {"authorization": {"type": "Bearer",
+                                         "credentials": {"name": "llmops-alert-webhook", "key": "token"}}}}]
     [people] = [item for item in spec["receivers"] if item["name"] == "support-oncall"]
     assert people["webhookConfigs"][0]["urlSecret"] == {"name": "support-alerts-webhook", "key": "url"}
 
@@ -143,7 +147,10 @@ def test_sensor_selects_firing_alerts_by_action_and_model(example: list[Resource
     sensor = one(example, "Sensor", "prod").body
     assert sensor["spec"]["template"]["serviceAccountName"] == conventions.SENSOR_SERVICE_ACCOUNT
     source = one(example, "EventSource", "prod").body
-    assert source["spec"]["webhook"]["alertmanager"] == {"endpoint": "/alerts", "method": "POST", "port": "12000"}
+    assert source["spec"]["webhook"]["alertmanager"] == {
+        "endpoint": "/alerts", "method": "POST", "port": "12000",
+        "authSecret": {"name": "llmops-alert-webhook", "key": "token"},  # unauthenticated requests are refused
+    }
 
     def payload(action: str, status: str = "firing", model: str = "support-llm", **labels: str) -> dict[str, Any]:
         common = {"alertname": "LLMFeatureDrift", "model": model, "environment": "prod",
