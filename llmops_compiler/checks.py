@@ -52,6 +52,12 @@ def _duplicates(names: list[str]) -> Iterator[tuple[int, str]]:
 # --- Project ---------------------------------------------------------------------------------------
 
 def check_project(spec: ProjectSpec, raw: dict[str, Any]) -> Iterator[Finding]:
+    store = spec.runtime.object_store
+    if (store.access_key is None) != (store.secret_key is None):
+        given = "accessKey" if store.access_key is not None else "secretKey"
+        yield Finding(("runtime", "objectStore", given), "LLM202",
+                      "an object store needs both `accessKey` and `secretKey`, or neither (the pod's identity)",
+                      "add the other Secret reference, or remove this one", at_key=True)
     for index, name in _duplicates([environment.name for environment in spec.environments]):
         yield Finding(("environments", index, "name"), "LLM201", f"environment `{name}` is defined twice")
     targets = [f"{environment.cluster} {environment.namespace}" for environment in spec.environments]

@@ -28,9 +28,21 @@ class MLflowSettings(StrictModel):
     credentials: SecretKeyRef | None = None
 
 
+class ObjectStore(StrictModel):
+    """Where workflows read `s3://` inputs (datasets, base models, logs): AWS S3 by default, or an S3-compatible
+    store such as MinIO. Without keys, credentials come from the pod's identity (IRSA, instance profile)."""
+
+    endpoint: str = Field(default="s3.amazonaws.com", pattern=r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+    insecure: bool = False
+    region: str | None = None
+    access_key: SecretKeyRef | None = None
+    secret_key: SecretKeyRef | None = None
+
+
 class RuntimeSettings(StrictModel):
     image: PinnedImage
     artifact_repository: str | None = None
+    object_store: ObjectStore = ObjectStore()
 
 
 class PrometheusSettings(StrictModel):

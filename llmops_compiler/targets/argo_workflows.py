@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from .. import conventions
 from ..resolve import EnvironmentView, ResolvedSpec
 from ..specs import ModelSpec
-from ..specs.common import Resources, duration_seconds
+from ..specs.common import Resources, SecretKeyRef, duration_seconds
+from ..specs.project import ObjectStore
 from . import workloads
 from .base import Resource, metadata, resource
 
@@ -36,10 +37,9 @@ INPUT_DIR = "/work/in"
 OUTPUT_DIR = "/work/out"
 OUTPUT_VOLUME = "outputs"
 
-# Endpoint for artifacts read straight from `s3://bucket/key` URIs. Argo fills a partial S3 location from the
-# artifact repository *including its bucket*, so an input from another bucket must name its endpoint.
-# Credentials come from the pod's identity (IRSA / instance profile) through the AWS SDK chain.
-S3_ENDPOINT = "s3.amazonaws.com"
+# Artifacts read straight from `s3://bucket/key` URIs name their endpoint (the Project's object store): Argo
+# fills a partial S3 location from the artifact repository *including its bucket*, so an input from another
+# bucket must be complete.
 _BUCKET_URI = re.compile(r"^(?P<scheme>s3|gs)://(?P<bucket>[^/]+)/(?P<key>.+)$")
 
 # Exit codes of the runtime steps: 1 a quality gate failed, 2 bad input; both fail the same way on every try.
@@ -82,7 +82,9 @@ def _parameter_expression(parameter: str, pattern: str, replacement: str) -> str
     return f"{{{{=sprig.regexReplaceAll('{pattern}', inputs.parameters['{parameter}'], '{replacement}')}}}}"
 
 
-def fetched_artifact(name: str, path: str, uri: str, parameter: str | None = None) -> m.Artifact | None:
+def fetched_artifact(
+    store: ObjectStore, name: str, path: str, uri: str, parameter: str | None = None
+) -> m.Artifact | None:
     """An input artifact that downloads ``uri`` to ``path``; None for a scheme Argo cannot fetch.
 
     With ``parameter``, the location is read from that input parameter at run time (a trigger may point the
@@ -99,13 +101,27 @@ def fetched_artifact(name: str, path: str, uri: str, parameter: str | None = Non
             bucket = _parameter_expression(parameter, f"^{scheme}://([^/]+)/.*$", "${1}")
             key = _parameter_expression(parameter, f"^{scheme}://[^/]+/", "")
         if scheme == "s3":
-            s3 = m.S3Artifact(endpoint=S3_ENDPOINT, bucket=bucket, key=key, use_sdk_creds=True)
-            return m.Artifact(name=name, path=path, s3=s3)
+            return m.Artifact(name=name, path=path, s3=_s3_location(store, bucket, key))
         return m.Artifact(name=name, path=path, gcs=m.GCSArtifact(bucket=bucket, key=key))
     if uri.startswith(("https://", "http://")):
         url = uri if parameter is None else f"{{{{inputs.parameters.{parameter}}}}}"
         return m.Artifact(name=name, path=path, http=m.HTTPArtifact(url=url))
     return None
+
+
+def _s3_location(store: ObjectStore, bucket: str, key: str) -> m.S3Artifact:
+    from hera.workflows import models as m
+
+    def secret(reference: SecretKeyRef) -> m.SecretKeySelector:
+        return m.SecretKeySelector(name=reference.name, key=reference.key)
+
+    keys: dict[str, Any] = {"use_sdk_creds": True}
+    if store.access_key is not None and store.secret_key is not None:
+        keys = {"access_key_secret": secret(store.access_key), "secret_key_secret": secret(store.secret_key)}
+    extra: dict[str, Any] = {"insecure": True} if store.insecure else {}
+    if store.region is not None:
+        extra["region"] = store.region
+    return m.S3Artifact(endpoint=store.endpoint, bucket=bucket, key=key, **keys, **extra)
 
 
 # --- steps -----------------------------------------------------------------------------------------
@@ -152,11 +168,12 @@ def lifecycle_steps(view: EnvironmentView, model: ResolvedSpec[ModelSpec]) -> li
     experiment = spec.registered_model
     tuned = "model" if tuning.method == "full" else "adapter"
 
-    base_model = fetched_artifact("base-model", _input("base-model"), spec.base_model)
+    store = view.project.spec.runtime.object_store
+    base_model = fetched_artifact(store, "base-model", _input("base-model"), spec.base_model)
     base_model_argument = _input("base-model") if base_model is not None else spec.base_model
     base_inputs = [base_model] if base_model is not None else []
-    train = fetched_artifact("dataset", _input("train.jsonl"), tuning.dataset, conventions.TUNE_PARAM_DATASET)
-    evaluation_set = fetched_artifact("eval-dataset", _input("eval.jsonl"), evaluation.dataset)
+    train = fetched_artifact(store, "dataset", _input("train.jsonl"), tuning.dataset, conventions.TUNE_PARAM_DATASET)
+    evaluation_set = fetched_artifact(store, "eval-dataset", _input("eval.jsonl"), evaluation.dataset)
 
     tune_args = ["--base-model", base_model_argument,
                  "--dataset", _input("train.jsonl") if train else _parameter(conventions.TUNE_PARAM_DATASET),

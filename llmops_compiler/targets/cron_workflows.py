@@ -59,9 +59,10 @@ def drift_cron_workflow(view: EnvironmentView, monitor: ResolvedSpec[MonitorSpec
     name = conventions.drift_workflow_name(monitor.name, check.name)
     reference_path = _input_path("reference", check.reference)
     current_path = _input_path("current", monitor.spec.logs)
+    store = view.project.spec.runtime.object_store
     artifacts = [
-        argo_workflows.fetched_artifact("reference", reference_path, check.reference),
-        argo_workflows.fetched_artifact("current", current_path, monitor.spec.logs),
+        argo_workflows.fetched_artifact(store, "reference", reference_path, check.reference),
+        argo_workflows.fetched_artifact(store, "current", current_path, monitor.spec.logs),
     ]
     meta = metadata(view, name, monitor, component="drift")
     workflow_labels = {key: value for key, value in meta["labels"].items()

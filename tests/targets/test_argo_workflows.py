@@ -21,6 +21,7 @@ from schemas import validate_strict
 
 from llmops_compiler import api, conventions
 from llmops_compiler.cli import main
+from llmops_compiler.diagnostics import CompileError
 from llmops_compiler.specs.common import duration_seconds
 from llmops_compiler.targets import argo_workflows
 
@@ -220,7 +221,7 @@ def test_example_tune_template_carries_the_spec(example: api.Build) -> None:
     assert tune["tolerations"] == [{"effect": "NoSchedule", "key": "nvidia.com/gpu", "operator": "Exists"}]
     base_model = next(item for item in tune["inputs"]["artifacts"] if item["name"] == "base-model")
     assert base_model["s3"] == {"bucket": "acme-models", "key": "base/llama-3.1-8b-instruct",
-                                "endpoint": argo_workflows.S3_ENDPOINT, "useSDKCreds": True}
+                                "endpoint": "s3.amazonaws.com", "useSDKCreds": True}
 
     evaluate_args = template_named(prod, "evaluate")["container"]["args"]
     gates = [evaluate_args[index + 1] for index, flag in enumerate(evaluate_args) if flag == "--gate"]
@@ -611,3 +612,40 @@ def test_compiled_template_runs_with_the_runtime_steps(
         # The registered version is the quantized model, not the adapter tune logged.
         registered = {Path(f.path).name for f in client.list_artifacts(run_id, version.source.split("/artifacts/")[-1])}
         assert "quantized_state_dict.pt" in registered and "adapter_config.json" not in registered
+
+
+MINIO = """\
+    objectStore:
+      endpoint: minio.storage.svc:9000
+      insecure: true
+      accessKey: {name: minio-llmops, key: accesskey}
+      secretKey: {name: minio-llmops, key: secretkey}
+"""
+
+
+def test_s3_inputs_use_the_projects_object_store(tmp_path: Path) -> None:
+    specs = write_project(tmp_path)
+    project = specs / "project.yaml"
+    project.write_text(project.read_text().replace(f"    image: {IMAGE}\n", f"    image: {IMAGE}\n{MINIO}"))
+    body = tune_templates(api.build(specs))[0]
+    validate_strict(body)
+    inputs = [item for template in body["spec"]["templates"] for item in template.get("inputs", {}).get("artifacts", [])
+              if "s3" in item]
+    assert inputs, "the tiny model reads its datasets from s3://"
+    for item in inputs:
+        assert item["s3"]["endpoint"] == "minio.storage.svc:9000" and item["s3"]["insecure"] is True
+        assert item["s3"]["accessKeySecret"] == {"name": "minio-llmops", "key": "accesskey"}
+        assert item["s3"]["secretKeySecret"] == {"name": "minio-llmops", "key": "secretkey"}
+        assert "useSDKCreds" not in item["s3"]
+
+
+def test_an_object_store_with_one_key_is_an_error(tmp_path: Path) -> None:
+    specs = write_project(tmp_path)
+    project = specs / "project.yaml"
+    one_key = MINIO.replace("      secretKey: {name: minio-llmops, key: secretkey}\n", "")
+    project.write_text(project.read_text().replace(f"    image: {IMAGE}\n", f"    image: {IMAGE}\n{one_key}"))
+    with pytest.raises(CompileError) as error:
+        api.build(specs)
+    [problem] = error.value.diagnostics
+    assert (str(problem.position), problem.code) == ("specs/project.yaml:18:7", "LLM202")
+    assert "both `accessKey` and `secretKey`" in problem.message
