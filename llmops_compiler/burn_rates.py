@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
+from functools import lru_cache
 from typing import Final
 
 from .specs.common import duration_seconds
@@ -46,26 +47,31 @@ TIERS: Final[dict[str, tuple[BurnWindow, ...]]] = {
 WINDOWS: Final = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 
 
+@lru_cache(maxsize=4096)  # pure, and called for every rule of every SLO
 def exact(value: float | str) -> Fraction:
     """The decimal a person wrote (``0.999``), not the binary float nearest to it."""
     return Fraction(Decimal(repr(value) if isinstance(value, float) else value))
 
 
+@lru_cache(maxsize=4096)
 def error_budget(objective: float) -> Fraction:
     """``1 - objective``, exactly: 0.999 → 1/1000."""
     return 1 - exact(objective)
 
 
+@lru_cache(maxsize=4096)
 def burn_factor(slo_window: str, window: BurnWindow) -> Fraction:
     """How many times faster than sustainable the budget burns when this condition holds."""
     seconds = Fraction(int(duration_seconds(slo_window)))
     return window.budget_consumed * seconds / int(duration_seconds(window.long))
 
 
+@lru_cache(maxsize=4096)
 def lowest_factor(slo_window: str, tier: str) -> Fraction:
     return min(burn_factor(slo_window, window) for window in TIERS[tier])
 
 
+@lru_cache(maxsize=4096)
 def decimal_text(value: Fraction) -> str:
     """A fraction as PromQL text: ``13.44``, ``6``, ``0.001``, or ``14/15`` when no finite decimal equals it."""
     denominator = value.denominator

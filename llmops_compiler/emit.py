@@ -223,9 +223,12 @@ def _write_output(output: Path, files: Files) -> WriteResult:
             target = staging / path
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(output / path, target, follow_symlinks=False)
+        made: set[Path] = set()
         for path, content in files.items():
             target = staging / path
-            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.parent not in made:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                made.add(target.parent)
             target.write_bytes(content)
         os.chmod(staging, 0o755)
         if not output.exists():
