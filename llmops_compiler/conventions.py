@@ -107,6 +107,9 @@ TUNE_PARAM_REASON: Final = "reason"
 TUNE_PARAM_ALERT: Final = "source-alert"
 TUNE_PARAM_FEATURE: Final = "feature"
 TUNE_PARAM_GIT_COMMIT: Final = "git-commit"
+# The commit does not exist yet when the compiler runs: whoever submits a run (a Sensor, CI) passes the commit
+# of the specs it was built from; `unknown` marks a run started by hand or a content-identified one.
+UNKNOWN_COMMIT: Final = "unknown"
 
 
 # --- the monitoring loop: rules, alert routing and the triggers that act on alerts ----------------

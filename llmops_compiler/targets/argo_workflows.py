@@ -27,9 +27,6 @@ if TYPE_CHECKING:
 API_VERSION = "argoproj.io/v1alpha1"
 ENTRYPOINT = "main"
 
-# Not set at compile time (the compiler runs before the commit exists): the Sensor or CI that submits the
-# workflow passes the commit of the specs it was built from; `unknown` marks a manual submission.
-UNKNOWN_COMMIT = "unknown"
 
 # Where a step finds its inputs and leaves its outputs inside the container; OUTPUT_DIR is an emptyDir because
 # the root filesystem is read-only.
@@ -405,7 +402,7 @@ def workflow_parameters(model: ResolvedSpec[ModelSpec]) -> list[m.Parameter]:
                     description="Alert that triggered the run"),
         m.Parameter(name=conventions.TUNE_PARAM_FEATURE, value="",
                     description="Drifted feature, for drift alerts"),
-        m.Parameter(name=conventions.TUNE_PARAM_GIT_COMMIT, value=UNKNOWN_COMMIT,
+        m.Parameter(name=conventions.TUNE_PARAM_GIT_COMMIT, value=conventions.UNKNOWN_COMMIT,
                     description="Commit of the specs; set by the Sensor or CI that submits the workflow"),
     ]
 

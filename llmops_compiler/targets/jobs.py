@@ -25,8 +25,6 @@ CONTAINER = "register-prompts"
 BACKOFF_LIMIT = 3
 DEADLINE_SECONDS = 15 * 60
 EXIT_USAGE = 2  # the runtime steps' "bad input" exit code: retrying cannot help
-# The commit does not exist yet at compile time; the content hashes identify the prompts.
-UNKNOWN_COMMIT = "unknown"
 
 
 def prompt_registration_job(view: EnvironmentView) -> list[Resource]:
@@ -40,7 +38,7 @@ def prompt_registration_job(view: EnvironmentView) -> list[Resource]:
         "image": view.project.spec.runtime.image,
         "command": workloads.runtime_command("register_prompt"),
         "args": [
-            "--prompts-dir", PROMPTS_DIR, "--alias", view.name, "--git-commit", UNKNOWN_COMMIT,
+            "--prompts-dir", PROMPTS_DIR, "--alias", view.name, "--git-commit", conventions.UNKNOWN_COMMIT,
             "--mlflow-tracking-uri", "$(MLFLOW_TRACKING_URI)",
         ],
         "env": workloads.runtime_env(view),
