@@ -58,7 +58,9 @@ def build(specs_dir: Path) -> Build:
     if graph is None:
         raise CompileError(problems)
     resources = lower(graph)
-    files, emit_problems = emit.render_files(resources, [view.name for view in graph.environments])
+    positions = {spec.source: spec.position for view in graph.environments
+                 for specs in view.specs.values() for spec in specs.values()}
+    files, emit_problems = emit.render_files(resources, [view.name for view in graph.environments], positions)
     if emit_problems:
         raise CompileError(emit_problems)
     return Build(graph, resources, files)

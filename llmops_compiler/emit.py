@@ -29,6 +29,17 @@ TEMP_PREFIX = ".{name}.llmops-tmp-"
 
 Files = dict[str, bytes]
 
+# The longest name each kind may have: shorter than Kubernetes' 253 where the name becomes a label value
+# (63) or where a controller derives other names from it. Checked at compile time, not at sync time.
+NAME_LIMITS: dict[str, tuple[int, str]] = {
+    "Namespace": (63, "a namespace name is a DNS label"),
+    "Job": (63, "Kubernetes writes it into the pods' job-name label"),
+    "WorkflowTemplate": (63, "Argo writes it into the workflows' labels"),
+    "CronWorkflow": (52, "Argo appends an 11-character timestamp to each workflow it starts"),
+    "EventSource": (47, "Argo Events derives the Service `<name>-eventsource-svc`, a DNS label"),
+    "Sensor": (63, "Argo Events writes it into the sensor pods' labels"),
+}
+
 
 class OutputConflict(Exception):
     """The output folder holds files the compiler would overwrite but does not own."""
@@ -70,24 +81,36 @@ def manifest(files: Mapping[str, bytes]) -> bytes:
     return (json.dumps({"generator": conventions.GENERATOR, "files": owned}, indent=2) + "\n").encode()
 
 
-def render_files(resources: list[Resource], environments: list[str]) -> tuple[Files, list[Diagnostic]]:
-    """Every file of the output, keyed by relative path, plus conflicts such as two resources on one path."""
+def render_files(
+    resources: list[Resource], environments: list[str], positions: Mapping[str, Position] | None = None
+) -> tuple[Files, list[Diagnostic]]:
+    """Every file of the output, keyed by relative path, plus conflicts such as two resources on one path.
+
+    ``positions`` maps a resource's source to the place its problems are reported (the spec's name)."""
     files: Files = {}
+
+    def where(item: Resource) -> Position:
+        return (positions or {}).get(item.source) or Position(item.source.split(" ")[0])
+
     sources: dict[str, str] = {}
     problems: list[Diagnostic] = []
     for item in sorted(resources, key=lambda r: r.path):
         if item.path in files:
             problems.append(Diagnostic(
-                Position(item.source.split(" ")[0]), "LLM501",
+                where(item), "LLM501",
                 f"{item.kind} `{item.name}` would be written to `{item.path}`, "
                 f"which {sources[item.path]} also produces",
                 "rename one of the specs so their generated names differ",
             ))
             continue
-        if len(item.name) > 253:
-            problems.append(Diagnostic(Position(item.source.split(" ")[0]), "LLM502",
-                                       f"generated name `{item.name}` is longer than 253 characters",
-                                       "shorten the spec names"))
+        limit, why = NAME_LIMITS.get(item.kind, (253, "a Kubernetes object name"))
+        if len(item.name) > limit:
+            problems.append(Diagnostic(
+                where(item), "LLM502",
+                f"this spec compiles to {item.kind} `{item.name}`, whose {len(item.name)} characters are more "
+                f"than the {limit} allowed ({why})",
+                "shorten the spec's name, or the names it is combined with (a check's, an SLO's)",
+            ))
         files[item.path] = render_resource(item)
         sources[item.path] = item.source
     for environment in environments:

@@ -45,6 +45,7 @@ class ResolvedSpec(Generic[SpecT]):
     labels: dict[str, str]
     spec: SpecT
     spec_hash: str
+    position: Position  # of `metadata.name`, where problems with what the spec compiles to are reported
 
     @property
     def source(self) -> str:
@@ -255,6 +256,7 @@ class _Resolver:
                 labels=spec_object.labels,
                 spec=spec_object.for_environment(environment.name),
                 spec_hash=spec_hash(spec_object.kind, spec_object.name, raw),
+                position=spec_object.name_position(),
             )
 
         specs = {

@@ -177,3 +177,19 @@ def test_user_ci_workflow_and_pre_commit_hooks_run_real_commands(cli: Cli) -> No
         program, *arguments = hook["entry"].split()
         assert program == "llmops"
         assert cli(*arguments, "--help").exit_code == 0, hook["id"]
+
+
+def test_generated_names_too_long_for_their_kind_fail_the_compile(cli: Cli, example_copy: Path) -> None:
+    monitor = example_copy / "specs/monitoring/support-llm.yaml"
+    monitor.write_text(monitor.read_text().replace("  name: support-llm\n", "  name: support-assistant-prod-eu\n", 1)
+                       .replace("- name: prompt-length\n", "- name: prompt-length-distribution\n"))
+    before = sorted(p.relative_to(example_copy).as_posix() for p in (example_copy / "generated").rglob("*"))
+    result = cli("compile", cwd=example_copy)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == (
+        "specs/monitoring/support-llm.yaml:5:9: error[LLM502]: this spec compiles to CronWorkflow "
+        "`drift-support-assistant-prod-eu-prompt-length-distribution`, whose 58 characters are more than the 52 "
+        "allowed (Argo appends an 11-character timestamp to each workflow it starts)"
+    )
+    assert "Traceback" not in result.output
+    assert sorted(p.relative_to(example_copy).as_posix() for p in (example_copy / "generated").rglob("*")) == before
