@@ -36,6 +36,7 @@ class Finding:
     message: str
     hint: str = ""
     at_key: bool = False
+    text_line: int = 0  # for a problem inside a multi-line string: its line there (1-based)
 
 
 Check = Callable[[Any, dict[str, Any]], Iterator[Finding]]
@@ -134,18 +135,21 @@ def check_prompt(spec: PromptSpec, raw: dict[str, Any]) -> Iterator[Finding]:
     declared = [prompt_input.name for prompt_input in spec.inputs]
     for index, name in _duplicates(declared):
         yield Finding(("inputs", index, "name"), "LLM220", f"input `{name}` is declared twice")
-    used: set[str] = set()
+    used: dict[str, tuple[str, int]] = {}  # variable → (field, line) where it is first read
     for field_name, text in (("template", spec.template), ("system", spec.system)):
         if text is None:
             continue
         try:
-            used |= template_variables(text)
+            for name, line in template_variables(text).items():
+                used.setdefault(name, (field_name, line))
         except TemplateProblem as problem:
-            yield Finding((field_name,), problem.code, problem.message, problem.hint)
+            yield Finding((field_name,), problem.code, problem.message, problem.hint, text_line=problem.line)
             return
-    for name in sorted(used - set(declared)):
-        yield Finding(("template",), "LLM221", f"template uses variable `{name}`, which is not a declared input",
-                      did_you_mean(name, declared) or f"declare it: add `- name: {name}` under inputs")
+    for name in sorted(set(used) - set(declared)):
+        field_name, line = used[name]
+        yield Finding((field_name,), "LLM221", f"{field_name} uses variable `{name}`, which is not a declared input",
+                      did_you_mean(name, declared) or f"declare it: add `- name: {name}` under inputs",
+                      text_line=line)
     for index, name in enumerate(declared):
         if name not in used:
             yield Finding(("inputs", index, "name"), "LLM222", f"declared input `{name}` is not used by the template",

@@ -74,6 +74,16 @@ class SourceDocument:
     refused: set[YamlPath] = field(default_factory=set)
     """Paths whose value the loader refused (alias, tag, merge key, non-string key) and already reported:
     their content is missing or partial, so validation stays quiet about them."""
+    blocks: dict[YamlPath, tuple[int, int]] = field(default_factory=dict)
+    """Literal block scalars (``|``): the file line and column where their first line of text is, so that a
+    problem on line N of a prompt template points at its own line in the file."""
+
+    def position_in_text(self, path: YamlPath, text_line: int) -> Position:
+        """The position of line ``text_line`` (1-based) of the string at ``path``."""
+        if path in self.blocks:
+            line, column = self.blocks[path]
+            return Position(self.file, line + text_line - 1, column)
+        return self.position(path)
 
     def position(self, path: YamlPath, at_key: bool = False) -> Position:
         """The closest known position of ``path``: the key itself if asked and known, else the value,
@@ -109,6 +119,8 @@ class _Builder:
         self.values: dict[YamlPath, Position] = {}
         self.keys: dict[YamlPath, Position] = {}
         self.refused: set[YamlPath] = set()
+        self.blocks: dict[YamlPath, tuple[int, int]] = {}
+        self.lines: list[str] = []
         self.seen: set[int] = set()
         self.aliases = 0
         self.count = 0
@@ -142,7 +154,19 @@ class _Builder:
             return self.build_mapping(node, path, depth)
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, index), depth + 1) for index, item in enumerate(node.value)]
-        return self.build_scalar(cast(yaml.ScalarNode, node))
+        scalar = cast(yaml.ScalarNode, node)
+        if scalar.style == "|" and scalar.value:
+            self.record_block(scalar, path)
+        return self.build_scalar(scalar)
+
+    def record_block(self, node: yaml.ScalarNode, path: YamlPath) -> None:
+        """Where a literal block's text starts: the first non-blank line after its indicator, at its indent."""
+        for index in range(node.start_mark.line + 1, min(node.end_mark.line + 1, len(self.lines))):
+            text = self.lines[index]
+            if text.strip():
+                leading_blank_lines = len(node.value) - len(node.value.lstrip("\n"))
+                self.blocks[path] = (index + 1 - leading_blank_lines, len(text) - len(text.lstrip(" ")) + 1)
+                return
 
     def build_mapping(self, node: yaml.MappingNode, path: YamlPath, depth: int) -> dict[str, Any]:
         result: dict[str, Any] = {}
@@ -261,17 +285,19 @@ def parse_text(text: str, file: str) -> tuple[list[SourceDocument], list[Diagnos
         message = f"more than {MAX_DOCUMENTS_PER_FILE} documents in one file"
         return [], [Diagnostic(Position(file, 1, 1), "LLM007", message, "split the file")]
     builder = _Builder(file)
+    builder.lines = _LINE_BREAK.split(text)
     for index, node in enumerate(nodes):
         if node is None or _is_empty(node):
             continue
-        builder.values, builder.keys, builder.refused = {}, {}, set()
+        builder.values, builder.keys, builder.refused, builder.blocks = {}, {}, set(), {}
         try:
             data = builder.build(node, ())
         except _TooLarge as error:
             message = f"document is too large: {error.what}"
             return [], [Diagnostic(error.position, "LLM007", message, "split or simplify the spec")]
         start = builder.position(node)
-        documents.append(SourceDocument(file, index, data, start, builder.values, builder.keys, builder.refused))
+        documents.append(SourceDocument(file, index, data, start, builder.values, builder.keys, builder.refused,
+                                        builder.blocks))
     problems.extend(builder.problems)
     if builder.aliases:
         problems.extend(_alias_problems(text, file))

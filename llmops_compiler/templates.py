@@ -16,11 +16,14 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 
 class TemplateProblem(Exception):
-    def __init__(self, code: str, message: str, hint: str = "") -> None:
+    """A template that cannot be accepted; ``line`` is the line of the template it is on (1-based)."""
+
+    def __init__(self, code: str, message: str, hint: str = "", line: int = 1) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.hint = hint
+        self.line = line
 
 
 @lru_cache(maxsize=1)
@@ -62,23 +65,29 @@ def _unsafe_attributes(tree: nodes.Template) -> list[tuple[int, str]]:
     ]
 
 
-def template_variables(text: str) -> set[str]:
-    """The variables a template reads; raises TemplateProblem on syntax errors and sandbox escapes."""
+def template_variables(text: str) -> dict[str, int]:
+    """The variables a template reads, each with the first template line that reads it; raises
+    TemplateProblem on syntax errors and sandbox escapes."""
     try:
         tree = environment().parse(text)
     except TemplateSyntaxError as error:
         raise TemplateProblem(
             "LLM224", f"template syntax error on template line {error.lineno}: {error.message}",
-            "fix the Jinja2 syntax",
+            "fix the Jinja2 syntax", line=error.lineno,
         ) from None
     unsafe = _unsafe_attributes(tree)
     if unsafe:
         line, name = unsafe[0]
         raise TemplateProblem(
             "LLM225", f"template line {line} reads the private attribute `{name}`, which the sandbox forbids",
-            "templates may only read their declared inputs; this looks like a sandbox escape",
+            "templates may only read their declared inputs; this looks like a sandbox escape", line=line,
         )
-    return set(meta.find_undeclared_variables(tree))
+    undeclared = meta.find_undeclared_variables(tree)
+    first_read: dict[str, int] = {}
+    for node in tree.find_all(nodes.Name):
+        if node.ctx == "load" and node.name in undeclared:
+            first_read[node.name] = min(first_read.get(node.name, node.lineno), node.lineno)
+    return {name: first_read.get(name, 1) for name in sorted(undeclared)}
 
 
 def render(text: str, variables: Mapping[str, Any]) -> str:

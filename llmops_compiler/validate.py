@@ -46,10 +46,14 @@ class Locator:
     document: SourceDocument
     environment: str | None = None
 
-    def at(self, spec_path: YamlPath, at_key: bool = False) -> Position:
+    def at(self, spec_path: YamlPath, at_key: bool = False, text_line: int = 0) -> Position:
+        """Where ``spec_path`` is written; with ``text_line``, that line of the (multi-line) string there."""
+        path = ("spec", *spec_path)
         if self.environment is not None and self.overrides(spec_path):
-            return self.document.position(("environments", self.environment, *spec_path), at_key)
-        return self.document.position(("spec", *spec_path), at_key)
+            path = ("environments", self.environment, *spec_path)
+        if text_line:
+            return self.document.position_in_text(path, text_line)
+        return self.document.position(path, at_key)
 
     def overrides(self, spec_path: YamlPath) -> bool:
         """Whether this environment's override writes ``spec_path`` itself."""
@@ -414,7 +418,8 @@ def _validate_spec(
     if locator.document.refused:  # incomplete data: semantic checks would only echo the loader's findings
         return spec, []
     return spec, [
-        Diagnostic(locator.at(finding.path, finding.at_key), finding.code, finding.message, finding.hint)
+        Diagnostic(locator.at(finding.path, finding.at_key, finding.text_line), finding.code, finding.message,
+                   finding.hint)
         for finding in checks.check_spec(kind, spec, data)
     ]
 
