@@ -202,17 +202,19 @@ def parse_regression(text: str) -> RegressionGate:
     return RegressionGate(m.group(1), delta, text.strip())
 
 
-def stable_metrics(tracking_uri: str, registered_model: str) -> tuple[str | None, dict[str, float]]:
-    """Version and ``{metric: value}`` of the ``stable`` alias of ``registered_model`` (None, {} if none)."""
+def stable_metrics(
+    tracking_uri: str, registered_model: str, alias: str = STABLE_ALIAS
+) -> tuple[str | None, dict[str, float]]:
+    """Version and ``{metric: value}`` of the stable alias of ``registered_model`` (None, {} if none)."""
     from mlflow.exceptions import MlflowException
 
     client = mlflow_client(tracking_uri)
     try:
-        mv = client.get_model_version_by_alias(registered_model, STABLE_ALIAS)
+        mv = client.get_model_version_by_alias(registered_model, alias)
     except MlflowException as exc:
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
             return None, {}
-        raise RuntimeStepError(f"cannot read the '{STABLE_ALIAS}' version of {registered_model}: {exc}") from None
+        raise RuntimeStepError(f"cannot read the '{alias}' version of {registered_model}: {exc}") from None
     values: dict[str, float] = {}
     for key, raw in (mv.tags or {}).items():
         if key.startswith("metric."):
@@ -326,6 +328,7 @@ class EvalConfig:
     gates: list[str] = field(default_factory=list)
     max_regressions: list[str] = field(default_factory=list)
     registered_model: str | None = None
+    stable_alias: str = STABLE_ALIAS
     mlflow_tracking_uri: str | None = None
     mlflow_experiment: str = DEFAULT_EXPERIMENT
     run_id_file: str | None = None
@@ -434,7 +437,7 @@ def evaluate(cfg: EvalConfig) -> EvalResult:
 
     stable: tuple[str | None, dict[str, float]] = (None, {})
     if regressions and cfg.mlflow_tracking_uri and cfg.registered_model:
-        stable = stable_metrics(cfg.mlflow_tracking_uri, cfg.registered_model)
+        stable = stable_metrics(cfg.mlflow_tracking_uri, cfg.registered_model, cfg.stable_alias)
 
     quiet_libraries()
     import torch
@@ -522,7 +525,8 @@ def build_parser() -> ArgParser:
     p.add_argument("--judge-timeout", type=float, default=30.0, help="seconds per judge request")
     p.add_argument("--gate", action="append", default=[], help="e.g. 'exact_match>=0.5' (repeatable)")
     p.add_argument("--max-regression", action="append", default=[], help="e.g. 'rouge_l=0.02' vs the stable version")
-    p.add_argument("--registered-model", help="registered model whose 'stable' alias is the baseline")
+    p.add_argument("--registered-model", help="registered model whose stable alias is the baseline")
+    p.add_argument("--stable-alias", default=STABLE_ALIAS, help="the alias that marks the serving version")
     p.add_argument("--mlflow-tracking-uri", default="")
     p.add_argument("--mlflow-experiment", default=DEFAULT_EXPERIMENT, help="used only when no run id is given")
     p.add_argument("--run-id-file", help="file holding the MLflow run id to log to (from tune)")
@@ -545,6 +549,7 @@ def config_from_args(argv: list[str] | None) -> EvalConfig:
         gates=a.gate,
         max_regressions=a.max_regression,
         registered_model=a.registered_model,
+        stable_alias=a.stable_alias,
         mlflow_tracking_uri=a.mlflow_tracking_uri or None,
         mlflow_experiment=a.mlflow_experiment,
         run_id_file=a.run_id_file,

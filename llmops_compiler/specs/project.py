@@ -48,7 +48,6 @@ class RuntimeSettings(StrictModel):
 class PrometheusSettings(StrictModel):
     url: Url
     pushgateway_url: Url
-    alertmanager_url: Url | None = None
 
 
 class MetricNames(StrictModel):
@@ -72,8 +71,7 @@ class ArgoCDSettings(StrictModel):
 
 
 class Defaults(StrictModel):
-    runbook_base_url: Url | None = None
-    workflow_timeout: str = "6h"
+    runbook_base_url: Url | None = None  # a monitor without its own runbookUrl links <base>/<monitor>
 
 
 class ProjectSpec(StrictModel):

@@ -216,7 +216,9 @@ def lifecycle_steps(view: EnvironmentView, model: ResolvedSpec[ModelSpec]) -> li
         if gate.max_regression is not None:
             evaluate_args += ["--max-regression", f"{gate.metric}={_number(gate.max_regression)}"]
     if any(gate.max_regression is not None for gate in evaluation.gates):
-        evaluate_args += ["--registered-model", spec.registered_model]  # its `stable` version is the baseline
+        evaluate_args += ["--registered-model", spec.registered_model]  # its stable version is the baseline
+        if spec.serving is not None:
+            evaluate_args += ["--stable-alias", spec.serving.stable_alias]
     evaluate_args += ["--mlflow-tracking-uri", MLFLOW_ARGUMENT, "--mlflow-experiment", experiment,
                       "--run-id-file", _input("run-id"), "--metrics-out", _output("metrics.json"),
                       "--predictions-out", _output("predictions.jsonl")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import threading
@@ -300,6 +301,13 @@ def test_regression_gate_against_stable_version(
     assert [g["passed"] for g in bad.gates] == [False, False]
     assert bad.gates[0]["threshold"] == pytest.approx(rouge + 0.03)
     assert bad.gates[1]["threshold"] == pytest.approx(ppl - 0.5)
+
+    # A Model whose serving calls its stable alias `production` compares with that version instead.
+    mv = client.create_model_version(name, source=str(tmp_path),
+                                     tags={"metric.rouge_l": repr(rouge), "metric.perplexity": repr(ppl)})
+    client.set_registered_model_alias(name, "production", str(mv.version))
+    production = evaluate(dataclasses.replace(cfg, stable_alias="production"))
+    assert production.passed and {g["stable_version"] for g in production.gates} == {str(mv.version)}
 
 
 class _Judge(BaseHTTPRequestHandler):

@@ -228,6 +228,7 @@ def test_example_tune_template_carries_the_spec(example: api.Build) -> None:
     assert gates == ["token_f1>=0.55", "perplexity<=12.0"]
     assert argument(evaluate_args, "--max-regression") == "rouge_l=0.02"
     assert argument(evaluate_args, "--registered-model") == "support-llm"
+    assert argument(evaluate_args, "--stable-alias") == "stable"  # serving.stableAlias
     assert argument(evaluate_args, "--metrics") == "exact_match,token_f1,rouge_l,perplexity"
 
     register = template_named(prod, "register")
