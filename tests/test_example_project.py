@@ -175,3 +175,15 @@ def test_argocd_apps_follow_environment_sync_settings(example_build: api.Build) 
 def test_render_is_pure(example_build: api.Build) -> None:
     files, problems = emit.render_files(example_build.resources, ["dev", "staging", "prod"])
     assert not problems and files == example_build.files
+
+
+def test_operator_selector_labels_reach_rules_and_alertmanager_configs(example_build: api.Build) -> None:
+    """prometheus-operator loads only what its selectors match: the Project's labels must be on both kinds."""
+    objects = _objects(example_build)
+    for environment in ("dev", "staging", "prod"):
+        for kind in ("prometheusrule", "alertmanagerconfig"):
+            body = objects[f"{environment}/monitoring/monitor-support-llm.{kind}.yaml"]
+            assert body["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    for path, body in objects.items():
+        if body["kind"] not in ("PrometheusRule", "AlertmanagerConfig", "Kustomization"):
+            assert "release" not in body["metadata"].get("labels", {}), path

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from .. import conventions
-from .common import DnsLabel, PinnedImage, SecretKeyRef, StrictModel, Url
+from .common import DnsLabel, LabelKey, LabelValue, PinnedImage, SecretKeyRef, StrictModel, Url
 
 
 class GitSource(StrictModel):
@@ -46,8 +46,15 @@ class RuntimeSettings(StrictModel):
 
 
 class PrometheusSettings(StrictModel):
+    """Where Prometheus and the Pushgateway are, and the labels the prometheus-operator's selectors need:
+    a Prometheus loads only the PrometheusRules its `ruleSelector` matches (kube-prometheus-stack, for one,
+    selects `release: <its release>`), an Alertmanager only the AlertmanagerConfigs its
+    `alertmanagerConfigSelector` matches. Without the right labels the rules silently do nothing."""
+
     url: Url
     pushgateway_url: Url
+    rule_labels: dict[LabelKey, LabelValue] = {}
+    alertmanager_config_labels: dict[LabelKey, LabelValue] = {}
 
 
 class MetricNames(StrictModel):

@@ -114,7 +114,8 @@ def alertmanager_config(view: EnvironmentView, monitor: ResolvedSpec[MonitorSpec
     return {
         "apiVersion": API_VERSION,
         "kind": "AlertmanagerConfig",
-        "metadata": metadata(view, conventions.monitor_resource_name(monitor.name), monitor, component="monitoring"),
+        "metadata": metadata(view, conventions.monitor_resource_name(monitor.name), monitor, component="monitoring",
+                             extra_labels=view.project.spec.prometheus.alertmanager_config_labels),
         "spec": spec,
     }
 

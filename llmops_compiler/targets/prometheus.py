@@ -343,7 +343,8 @@ def prometheus_rule(view: EnvironmentView, monitor: ResolvedSpec[MonitorSpec]) -
     return {
         "apiVersion": API_VERSION,
         "kind": "PrometheusRule",
-        "metadata": metadata(view, conventions.monitor_resource_name(monitor.name), monitor, component="monitoring"),
+        "metadata": metadata(view, conventions.monitor_resource_name(monitor.name), monitor, component="monitoring",
+                             extra_labels=view.project.spec.prometheus.rule_labels),
         "spec": {"groups": groups},
     }
 
