@@ -187,3 +187,12 @@ def test_operator_selector_labels_reach_rules_and_alertmanager_configs(example_b
     for path, body in objects.items():
         if body["kind"] not in ("PrometheusRule", "AlertmanagerConfig", "Kustomization"):
             assert "release" not in body["metadata"].get("labels", {}), path
+
+
+def test_drift_and_quality_alerts_carry_the_severity_the_spec_asks_for(example_build: api.Build) -> None:
+    rules = _objects(example_build)["prod/monitoring/monitor-support-llm.prometheusrule.yaml"]
+    alerts = [rule for group in rules["spec"]["groups"] for rule in group["rules"] if "alert" in rule]
+    quality = {rule["labels"]["metric"]: rule["labels"]["severity"] for rule in alerts if "metric" in rule["labels"]}
+    assert quality == {"groundedness": "page", "relevance": "ticket"}  # page is asked for; ticket by default
+    drift = {rule["labels"]["check"]: rule["labels"]["severity"] for rule in alerts if "check" in rule["labels"]}
+    assert drift == {"prompt-length": "ticket", "customer-tier": "ticket"}

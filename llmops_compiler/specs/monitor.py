@@ -37,6 +37,7 @@ class DriftCheck(StrictModel):
     schedule: Cron = "*/30 * * * *"
     for_: Duration = Field(default="15m", alias="for")
     action: Action = "retrain"
+    severity: Literal["page", "ticket"] = "ticket"
 
 
 class QualityCheck(StrictModel):
@@ -44,6 +45,7 @@ class QualityCheck(StrictModel):
     minimum: float
     for_: Duration = Field(default="30m", alias="for")
     action: Action = "notify"
+    severity: Literal["page", "ticket"] = "ticket"
 
 
 class Notification(StrictModel):

@@ -226,18 +226,18 @@ def burn_rate_alerts(slo: SLO, ctx: RuleContext) -> list[Body]:
     return alerts
 
 
-def _ticket_labels(ctx: RuleContext, identity: dict[str, str], action: str) -> dict[str, str]:
-    """Labels of a drift or quality alert: the contract's, what it is about, a ticket, and its action."""
+def _score_labels(ctx: RuleContext, identity: dict[str, str], severity: str, action: str) -> dict[str, str]:
+    """Labels of a drift or quality alert: the contract's, what it is about, its severity and its action."""
     return dict(sorted({
         **ctx.alert_labels,
         **identity,
-        conventions.LABEL_SEVERITY: conventions.SEVERITY_TICKET,
+        conventions.LABEL_SEVERITY: severity,
         conventions.LABEL_ACTION: action,
     }.items()))
 
 
 def drift_labels(check: DriftCheck, ctx: RuleContext) -> dict[str, str]:
-    return _ticket_labels(ctx, {conventions.LABEL_CHECK: check.name}, check.action)
+    return _score_labels(ctx, {conventions.LABEL_CHECK: check.name}, check.severity, check.action)
 
 
 def drift_annotations(check: DriftCheck, ctx: RuleContext, value: str = SCORE_VALUE) -> dict[str, str]:
@@ -291,7 +291,7 @@ def drift_alerts(monitor: MonitorSpec, ctx: RuleContext) -> list[Body]:
 
 
 def quality_labels(check: QualityCheck, ctx: RuleContext) -> dict[str, str]:
-    return _ticket_labels(ctx, {conventions.LABEL_METRIC: check.metric}, check.action)
+    return _score_labels(ctx, {conventions.LABEL_METRIC: check.metric}, check.severity, check.action)
 
 
 def quality_annotations(check: QualityCheck, ctx: RuleContext, value: str = SCORE_VALUE) -> dict[str, str]:
