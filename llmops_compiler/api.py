@@ -52,8 +52,11 @@ def lower(graph: ProjectGraph) -> list[Resource]:
     return resources
 
 
-def build(specs_dir: Path) -> Build:
-    """Compile in memory; raises CompileError with every diagnostic when the specs have errors."""
+def build(specs_dir: Path, strict: bool = False) -> Build:
+    """Compile in memory; raises CompileError with every diagnostic when the specs have errors.
+
+    With ``strict``, every generated object is also checked against its real schema (see :mod:`.strict`);
+    raises :class:`.strict.StrictUnavailable` when the schema packages are not installed."""
     graph, problems = resolve_specs(specs_dir)
     if graph is None:
         raise CompileError(problems)
@@ -61,6 +64,10 @@ def build(specs_dir: Path) -> Build:
     positions = {spec.source: spec.position for view in graph.environments
                  for specs in view.specs.values() for spec in specs.values()}
     files, emit_problems = emit.render_files(resources, [view.name for view in graph.environments], positions)
+    if strict:
+        from .strict import strict_diagnostics
+
+        emit_problems += strict_diagnostics(resources, positions)
     if emit_problems:
         raise CompileError(emit_problems)
     return Build(graph, resources, files)
@@ -74,9 +81,9 @@ class CompileResult:
     unchanged: bool
 
 
-def compile_project(specs_dir: Path, output_dir: Path) -> CompileResult:
+def compile_project(specs_dir: Path, output_dir: Path, strict: bool = False) -> CompileResult:
     """Compile and write ``output_dir`` atomically; on any error nothing is written."""
-    result = build(specs_dir)
+    result = build(specs_dir, strict=strict)
     try:
         written = emit.write_output(output_dir, result.files)
     except emit.OutputConflict as conflict:

@@ -85,12 +85,23 @@ def main() -> None:
 @specs_argument
 @output_option
 @format_option
+@click.option("--strict", is_flag=True,
+              help="Also check every generated object against its real schema (Argo, Istio, prometheus-operator, "
+                   "Kubernetes models; needs the `strict` extra).")
 @handles_errors
-def compile_command(specs: Path, output: Path, output_format: str) -> None:
+def compile_command(specs: Path, output: Path, output_format: str, strict: bool) -> None:
     """Validate SPECS and write the manifests into the output folder (atomically)."""
     from . import api
 
-    result = api.compile_project(specs, output)
+    if strict:
+        from .strict import StrictUnavailable, require_models
+
+        try:
+            require_models()
+        except StrictUnavailable as error:
+            click.echo(f"error: {error}", err=True)
+            sys.exit(2)
+    result = api.compile_project(specs, output, strict=strict)
     environments = ", ".join(view.name for view in result.build.graph.environments)
     resources = len(result.build.resources)
     if result.unchanged:

@@ -22,12 +22,10 @@ EventSource and Sensor are plain dicts: hera's events models nest the webhook's 
 
 from __future__ import annotations
 
-from typing import Any
-
 from .. import conventions
 from ..resolve import EnvironmentView, ResolvedSpec
 from ..specs import MonitorSpec
-from . import workloads
+from . import argo
 from .base import Body, Resource, metadata, resource
 
 API_VERSION = "argoproj.io/v1alpha1"
@@ -191,8 +189,6 @@ RECORD_ROLLBACK = (
 
 def rollback_workflow_template(view: EnvironmentView, model: str, sources: list[ResolvedSpec[MonitorSpec]]) -> Body:
     """Records a rollback request in the workflow's log; the ``promote`` runtime step will carry it out."""
-    from hera.workflows import models as m
-
     name = conventions.rollback_workflow_name(model)
     meta = metadata(view, name, sources[0], component="rollback")
     env = {
@@ -202,38 +198,26 @@ def rollback_workflow_template(view: EnvironmentView, model: str, sources: list[
         "LLMOPS_TRIGGER_REASON": f"{{{{workflow.parameters.{ROLLBACK_PARAM_REASON}}}}}",
         "LLMOPS_TRIGGER_ALERT": f"{{{{workflow.parameters.{ROLLBACK_PARAM_ALERT}}}}}",
     }
-    container = m.Container(
-        name="main",
-        image=view.project.spec.runtime.image,
-        command=["python", "-c", RECORD_ROLLBACK],
-        env=[m.EnvVar(name=key, value=value) for key, value in env.items()],
-        resources=m.ResourceRequirements(requests={"cpu": m.Quantity("50m"), "memory": m.Quantity("64Mi")},
-                                         limits={"memory": m.Quantity("128Mi")}),
-        security_context=m.SecurityContext.model_validate(workloads.container_security_context()),
-        volume_mounts=[m.VolumeMount.model_validate(mount) for mount in workloads.scratch_mounts()],
+    container = argo.container(
+        view, ["python", "-c", RECORD_ROLLBACK],
+        env=[{"name": key, "value": value} for key, value in env.items()],
+        requests={"cpu": "50m", "memory": "64Mi"}, limits={"memory": "128Mi"},
     )
-    template = m.WorkflowTemplate(
-        api_version=API_VERSION,
-        kind="WorkflowTemplate",
-        metadata=m.ObjectMeta.model_validate(meta),
-        spec=m.WorkflowSpec(
-            entrypoint="record",
-            arguments=m.Arguments(parameters=[
-                m.Parameter(name=ROLLBACK_PARAM_REASON, value="manual",
-                            description="Why the rollback was requested: manual, or the alert's summary"),
-                m.Parameter(name=ROLLBACK_PARAM_ALERT, value="", description="Alert that requested it"),
-            ]),
-            service_account_name=conventions.WORKFLOW_SERVICE_ACCOUNT,
-            security_context=m.PodSecurityContext.model_validate(workloads.pod_security_context()),
-            active_deadline_seconds=ROLLBACK_TIMEOUT_SECONDS,
-            synchronization=m.Synchronization(mutexes=[m.Mutex(name=name)]),
-            pod_gc=m.PodGC(strategy="OnPodSuccess"),
-            volumes=[m.Volume.model_validate(volume) for volume in workloads.scratch_volumes()],
-            templates=[m.Template(name="record", container=container)],
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "WorkflowTemplate",
+        "metadata": meta,
+        "spec": argo.workflow_spec(
+            "record", [{"name": "record", "container": container}],
+            deadline_seconds=ROLLBACK_TIMEOUT_SECONDS,
+            parameters=[
+                argo.parameter(ROLLBACK_PARAM_REASON, "manual",
+                               "Why the rollback was requested: manual, or the alert's summary"),
+                argo.parameter(ROLLBACK_PARAM_ALERT, "", "Alert that requested it"),
+            ],
+            mutex=name, ttl=False, view=view,
         ),
-    )
-    body: dict[str, Any] = template.model_dump(by_alias=True, exclude_none=True, mode="json")
-    return body
+    }
 
 
 def rollback_workflow_templates(view: EnvironmentView) -> list[Resource]:

@@ -3,28 +3,22 @@
 
 Each step is ``python -m llmops_compiler.runtime.<step>`` in the Project's runtime image, with every setting
 spelled out as an argument. Models and datasets come in as input artifacts fetched from their URIs; the tuned
-model, metrics and MLflow run id travel between steps as artifacts. hera's models are imported inside the
-target, so compiling a project without tuned models never pays for them.
+model, metrics and MLflow run id travel between steps as artifacts.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
 from .. import conventions
 from ..resolve import EnvironmentView, ResolvedSpec
 from ..specs import ModelSpec
 from ..specs.common import Resources, SecretKeyRef, duration_seconds
 from ..specs.project import ObjectStore
-from . import workloads
-from .base import Resource, metadata, resource
+from . import argo, workloads
+from .base import Body, Resource, metadata, resource
 
-if TYPE_CHECKING:
-    from hera.workflows import models as m
-
-API_VERSION = "argoproj.io/v1alpha1"
 ENTRYPOINT = "main"
 
 
@@ -46,10 +40,6 @@ _BUCKET_URI = re.compile(r"^(?P<scheme>s3|gs)://(?P<bucket>[^/]+)/(?P<key>.+)$")
 RETRY_EXPRESSION = 'lastRetry.status == "Error" || asInt(lastRetry.exitCode) >= 3'
 RETRY_BACKOFF = "1m"
 RETRY_BACKOFF_FACTOR = 2
-
-# Successful pods go at once; failed ones stay for `kubectl logs` until the workflow's TTL removes it.
-SUCCEEDED_WORKFLOW_TTL = 24 * 3600
-FAILED_WORKFLOW_TTL = 7 * 24 * 3600
 
 # The steps that only move files and talk to MLflow get a small fixed share.
 SMALL_REQUESTS = {"cpu": "250m", "memory": "512Mi"}
@@ -79,16 +69,12 @@ def _parameter_expression(parameter: str, pattern: str, replacement: str) -> str
     return f"{{{{=sprig.regexReplaceAll('{pattern}', inputs.parameters['{parameter}'], '{replacement}')}}}}"
 
 
-def fetched_artifact(
-    store: ObjectStore, name: str, path: str, uri: str, parameter: str | None = None
-) -> m.Artifact | None:
+def fetched_artifact(store: ObjectStore, name: str, path: str, uri: str, parameter: str | None = None) -> Body | None:
     """An input artifact that downloads ``uri`` to ``path``; None for a scheme Argo cannot fetch.
 
     With ``parameter``, the location is read from that input parameter at run time (a trigger may point the
     workflow at another dataset of the same scheme); ``uri`` then only decides the kind of location.
     """
-    from hera.workflows import models as m
-
     found = _BUCKET_URI.match(uri)
     if found is not None:
         scheme = found["scheme"]
@@ -98,27 +84,31 @@ def fetched_artifact(
             bucket = _parameter_expression(parameter, f"^{scheme}://([^/]+)/.*$", "${1}")
             key = _parameter_expression(parameter, f"^{scheme}://[^/]+/", "")
         if scheme == "s3":
-            return m.Artifact(name=name, path=path, s3=_s3_location(store, bucket, key))
-        return m.Artifact(name=name, path=path, gcs=m.GCSArtifact(bucket=bucket, key=key))
+            return {"name": name, "path": path, "s3": s3_location(store, bucket, key)}
+        return {"gcs": {"bucket": bucket, "key": key}, "name": name, "path": path}
     if uri.startswith(("https://", "http://")):
         url = uri if parameter is None else f"{{{{inputs.parameters.{parameter}}}}}"
-        return m.Artifact(name=name, path=path, http=m.HTTPArtifact(url=url))
+        return {"http": {"url": url}, "name": name, "path": path}
     return None
 
 
-def _s3_location(store: ObjectStore, bucket: str, key: str) -> m.S3Artifact:
-    from hera.workflows import models as m
+def s3_location(store: ObjectStore, bucket: str, key: str) -> Body:
+    """A complete S3 location on the Project's object store, with its credentials (Secret references, or the
+    pod's identity)."""
+    def secret(reference: SecretKeyRef) -> Body:
+        return {"key": reference.key, "name": reference.name}
 
-    def secret(reference: SecretKeyRef) -> m.SecretKeySelector:
-        return m.SecretKeySelector(name=reference.name, key=reference.key)
-
-    keys: dict[str, Any] = {"use_sdk_creds": True}
+    location: Body = {"bucket": bucket, "endpoint": store.endpoint, "key": key}
     if store.access_key is not None and store.secret_key is not None:
-        keys = {"access_key_secret": secret(store.access_key), "secret_key_secret": secret(store.secret_key)}
-    extra: dict[str, Any] = {"insecure": True} if store.insecure else {}
+        location["accessKeySecret"] = secret(store.access_key)
+        location["secretKeySecret"] = secret(store.secret_key)
+    else:
+        location["useSDKCreds"] = True
+    if store.insecure:
+        location["insecure"] = True
     if store.region is not None:
-        extra["region"] = store.region
-    return m.S3Artifact(endpoint=store.endpoint, bucket=bucket, key=key, **keys, **extra)
+        location["region"] = store.region
+    return dict(sorted(location.items()))
 
 
 # --- steps -----------------------------------------------------------------------------------------
@@ -131,7 +121,7 @@ class Step:
     args: list[str]
     dependencies: list[str] = field(default_factory=list)
     parameters: list[str] = field(default_factory=list)  # workflow parameters the step reads
-    fetched: list[Any] = field(default_factory=list)  # hera input artifacts from object storage
+    fetched: list[Body] = field(default_factory=list)  # input artifacts from object storage
     passed: list[tuple[str, str, str]] = field(default_factory=list)  # (input, path, "<task>.<output>")
     outputs: list[tuple[str, str, bool]] = field(default_factory=list)  # (artifact, path, is a directory)
     output_parameters: list[tuple[str, str]] = field(default_factory=list)  # (parameter, path of its file)
@@ -264,41 +254,30 @@ def lifecycle_steps(view: EnvironmentView, model: ResolvedSpec[ModelSpec]) -> li
     return steps
 
 
-# --- hera objects ----------------------------------------------------------------------------------
+# --- Argo objects ----------------------------------------------------------------------------------
 
-def _quantities(values: dict[str, str]) -> dict[str, m.Quantity] | None:
-    from hera.workflows import models as m
-
-    return {name: m.Quantity(amount) for name, amount in sorted(values.items())} or None
-
-
-def _resources(profile: str, tuning: Resources) -> m.ResourceRequirements:
-    from hera.workflows import models as m
-
+def _resources(profile: str, tuning: Resources) -> tuple[dict[str, str], dict[str, str]]:
     if profile == "accelerated":
-        requests, limits = tuning.requests, tuning.limits
-    elif profile == "memory":  # the tuning cpu and memory, without GPUs or other extended resources
-        requests = {name: amount for name, amount in tuning.requests.items() if "/" not in name}
-        limits = {name: amount for name, amount in tuning.limits.items() if "/" not in name}
-    else:
-        requests, limits = SMALL_REQUESTS, SMALL_LIMITS
-    return m.ResourceRequirements(requests=_quantities(requests), limits=_quantities(limits))
+        return dict(tuning.requests), dict(tuning.limits)
+    if profile == "memory":  # the tuning cpu and memory, without GPUs or other extended resources
+        return ({name: amount for name, amount in tuning.requests.items() if "/" not in name},
+                {name: amount for name, amount in tuning.limits.items() if "/" not in name})
+    return SMALL_REQUESTS, SMALL_LIMITS
 
 
-def _output_artifact(name: str, path: str, directory: bool, key_prefix: str | None) -> m.Artifact:
+def _output_artifact(name: str, path: str, directory: bool, key_prefix: str | None) -> Body:
     """An output kept in the artifact repository: files as they are, directories as .tgz (Argo's default).
 
     With a key prefix, a key-only S3 location: Argo takes bucket and credentials from the configured
     repository and files the artifact under ``<prefix>/{{workflow.name}}/``.
     """
-    from hera.workflows import models as m
-
-    archive = None if directory else m.ArchiveStrategy(none=m.NoneStrategy())
-    s3 = None
+    artifact: Body = {"name": name, "path": path}
+    if not directory:
+        artifact["archive"] = {"none": {}}
     if key_prefix is not None:
         file_name = f"{name}.tgz" if directory else path.rsplit("/", 1)[-1]
-        s3 = m.S3Artifact(key=f"{key_prefix}/{{{{workflow.name}}}}/{file_name}")
-    return m.Artifact(name=name, path=path, archive=archive, s3=s3)
+        artifact["s3"] = {"key": f"{key_prefix}/{{{{workflow.name}}}}/{file_name}"}
+    return artifact
 
 
 def _artifact_key_prefix(view: EnvironmentView, model: ResolvedSpec[ModelSpec]) -> str | None:
@@ -310,139 +289,102 @@ def _artifact_key_prefix(view: EnvironmentView, model: ResolvedSpec[ModelSpec]) 
     return "/".join(part for part in (prefix, model.name) if part)
 
 
-def _container(view: EnvironmentView, step: Step, tuning: Resources) -> m.Container:
-    from hera.workflows import models as m
-
-    env = [m.EnvVar.model_validate(variable) for variable in workloads.runtime_env(view)]
-    env += [m.EnvVar(name=variable, value=f"{{{{workflow.parameters.{parameter}}}}}")
-            for variable, parameter in TRIGGER_ENV.items()]
-    mounts = [m.VolumeMount.model_validate(mount) for mount in workloads.scratch_mounts()]
-    mounts.append(m.VolumeMount(name=OUTPUT_VOLUME, mount_path=OUTPUT_DIR))
-    return m.Container(
-        name="main",
-        image=view.project.spec.runtime.image,
-        command=workloads.runtime_command(step.name),
-        args=step.args,
-        env=env,
-        resources=_resources(step.profile, tuning),
-        security_context=m.SecurityContext.model_validate(workloads.container_security_context()),
-        volume_mounts=mounts,
-    )
+def _container(view: EnvironmentView, step: Step, tuning: Resources) -> Body:
+    env = [*workloads.runtime_env(view),
+           *({"name": variable, "value": f"{{{{workflow.parameters.{parameter}}}}}"}
+             for variable, parameter in TRIGGER_ENV.items())]
+    requests, limits = _resources(step.profile, tuning)
+    return argo.container(view, workloads.runtime_command(step.name), step.args, env, requests, limits,
+                          mounts=[{"name": OUTPUT_VOLUME, "mountPath": OUTPUT_DIR}])
 
 
-def _template(view: EnvironmentView, model: ResolvedSpec[ModelSpec], step: Step) -> m.Template:
-    from hera.workflows import models as m
-
+def _template(view: EnvironmentView, model: ResolvedSpec[ModelSpec], step: Step) -> Body:
     tuning = model.spec.tuning
     assert tuning is not None
     key_prefix = _artifact_key_prefix(view, model)
-    passed = [m.Artifact(name=name, path=path) for name, path, _ in step.passed]
-    inputs = m.Inputs(
-        parameters=[m.Parameter(name=name) for name in step.parameters] or None,
-        artifacts=[*step.fetched, *passed] or None,
-    )
-    outputs = m.Outputs(
-        artifacts=[_output_artifact(*output, key_prefix) for output in step.outputs] or None,
-        parameters=[m.Parameter(name=name, value_from=m.ValueFrom(path=path))
-                    for name, path in step.output_parameters] or None,
+    passed = [{"name": name, "path": path} for name, path, _ in step.passed]
+    inputs = argo.compact(parameters=[{"name": name} for name in step.parameters],
+                          artifacts=[*step.fetched, *passed])
+    outputs = argo.compact(
+        artifacts=[_output_artifact(*output, key_prefix) for output in step.outputs],
+        parameters=[{"name": name, "valueFrom": {"path": path}} for name, path in step.output_parameters],
     )
     retry = None
     if tuning.retries:
-        retry = m.RetryStrategy(
-            limit=m.IntOrString(tuning.retries),
-            retry_policy="Always",
-            expression=RETRY_EXPRESSION,
-            backoff=m.Backoff(duration=RETRY_BACKOFF, factor=m.IntOrString(RETRY_BACKOFF_FACTOR),
-                              max_duration=f"{int(duration_seconds(tuning.timeout))}s"),
-        )
+        retry = {
+            "limit": tuning.retries,
+            "retryPolicy": "Always",
+            "expression": RETRY_EXPRESSION,
+            "backoff": {"duration": RETRY_BACKOFF, "factor": RETRY_BACKOFF_FACTOR,
+                        "maxDuration": f"{int(duration_seconds(tuning.timeout))}s"},
+        }
     accelerated = step.profile == "accelerated"  # only these steps go to the tuning nodes
-    tolerations = [m.Toleration.model_validate(toleration.model_dump(by_alias=True, exclude_none=True))
+    tolerations = [toleration.model_dump(by_alias=True, exclude_none=True)
                    for toleration in tuning.tolerations] if accelerated else []
     node_selector = dict(sorted(tuning.node_selector.items())) if accelerated else {}
-    return m.Template(
+    return argo.compact(
         name=step.name,
-        inputs=inputs if inputs.parameters or inputs.artifacts else None,
-        outputs=outputs if outputs.artifacts or outputs.parameters else None,
+        inputs=inputs,
+        outputs=outputs,
         container=_container(view, step, tuning.resources),
-        retry_strategy=retry,
-        node_selector=node_selector or None,
-        tolerations=tolerations or None,
+        retryStrategy=retry,
+        nodeSelector=node_selector,
+        tolerations=tolerations,
     )
 
 
-def _dag(steps: list[Step]) -> m.Template:
-    from hera.workflows import models as m
-
+def _dag(steps: list[Step]) -> Body:
     tasks = []
     for step in steps:
-        parameters = [m.Parameter(name=name, value=f"{{{{workflow.parameters.{name}}}}}")
-                      for name in step.parameters]
-        artifacts = [m.Artifact(name=name, from_=f"{{{{tasks.{task}.outputs.artifacts.{output}}}}}")
+        parameters = [{"name": name, "value": f"{{{{workflow.parameters.{name}}}}}"} for name in step.parameters]
+        artifacts = [{"name": name, "from": f"{{{{tasks.{task}.outputs.artifacts.{output}}}}}"}
                      for name, _, source in step.passed for task, output in [source.split(".", 1)]]
-        arguments = m.Arguments(parameters=parameters or None, artifacts=artifacts or None)
-        tasks.append(m.DAGTask(
+        tasks.append(argo.compact(
             name=step.name,
             template=step.name,
-            dependencies=step.dependencies or None,
-            arguments=arguments if parameters or artifacts else None,
+            dependencies=step.dependencies,
+            arguments=argo.compact(parameters=parameters, artifacts=artifacts),
         ))
-    return m.Template(name=ENTRYPOINT, dag=m.DAGTemplate(tasks=tasks))
+    return {"name": ENTRYPOINT, "dag": {"tasks": tasks}}
 
 
-def workflow_parameters(model: ResolvedSpec[ModelSpec]) -> list[m.Parameter]:
+def workflow_parameters(model: ResolvedSpec[ModelSpec]) -> list[Body]:
     """What a trigger (alert Sensor, CI, a person with `argo submit -p`) may set, with the defaults."""
-    from hera.workflows import models as m
-
     tuning = model.spec.tuning
     assert tuning is not None
     return [
-        m.Parameter(name=conventions.TUNE_PARAM_DATASET, value=tuning.dataset,
-                    description="Training data (same URI scheme as the spec's dataset)"),
-        m.Parameter(name=conventions.TUNE_PARAM_REASON, value="manual",
-                    description="Why this run started: manual, or the summary of the alert that started it"),
-        m.Parameter(name=conventions.TUNE_PARAM_ALERT, value="",
-                    description="Alert that triggered the run"),
-        m.Parameter(name=conventions.TUNE_PARAM_FEATURE, value="",
-                    description="Drifted feature, for drift alerts"),
-        m.Parameter(name=conventions.TUNE_PARAM_GIT_COMMIT, value=conventions.UNKNOWN_COMMIT,
-                    description="Commit of the specs; set by the Sensor or CI that submits the workflow"),
+        argo.parameter(conventions.TUNE_PARAM_DATASET, tuning.dataset,
+                       "Training data (same URI scheme as the spec's dataset)"),
+        argo.parameter(conventions.TUNE_PARAM_REASON, "manual",
+                       "Why this run started: manual, or the summary of the alert that started it"),
+        argo.parameter(conventions.TUNE_PARAM_ALERT, "", "Alert that triggered the run"),
+        argo.parameter(conventions.TUNE_PARAM_FEATURE, "", "Drifted feature, for drift alerts"),
+        argo.parameter(conventions.TUNE_PARAM_GIT_COMMIT, conventions.UNKNOWN_COMMIT,
+                       "Commit of the specs; set by the Sensor or CI that submits the workflow"),
     ]
 
 
-def tune_workflow_template(view: EnvironmentView, model: ResolvedSpec[ModelSpec]) -> dict[str, Any]:
+def tune_workflow_template(view: EnvironmentView, model: ResolvedSpec[ModelSpec]) -> Body:
     """The ``tune-<model>`` WorkflowTemplate of one environment, as a plain dict."""
-    from hera.workflows import models as m
-
     tuning = model.spec.tuning
     assert tuning is not None
     name = conventions.tune_workflow_name(model.name)
     meta = metadata(view, name, model, component="tuning")
     steps = lifecycle_steps(view, model)
-    volumes = [m.Volume.model_validate(volume) for volume in workloads.scratch_volumes()]
-    volumes.append(m.Volume(name=OUTPUT_VOLUME, empty_dir=m.EmptyDirVolumeSource()))
-    workflow_labels = {key: value for key, value in meta["labels"].items()
-                       if key in (conventions.LABEL_PART_OF, conventions.LABEL_ENV,
-                                  conventions.LABEL_SPEC_KIND, conventions.LABEL_SPEC_NAME)}
-    template = m.WorkflowTemplate(
-        api_version=API_VERSION,
-        kind="WorkflowTemplate",
-        metadata=m.ObjectMeta.model_validate(meta),
-        spec=m.WorkflowSpec(
-            entrypoint=ENTRYPOINT,
-            arguments=m.Arguments(parameters=workflow_parameters(model)),
-            service_account_name=conventions.WORKFLOW_SERVICE_ACCOUNT,
-            security_context=m.PodSecurityContext.model_validate(workloads.pod_security_context()),
+    return {
+        "apiVersion": argo.API_VERSION,
+        "kind": "WorkflowTemplate",
+        "metadata": meta,
+        "spec": argo.workflow_spec(
+            ENTRYPOINT,
+            [_dag(steps), *(_template(view, model, step) for step in steps)],
             # tuning.timeout bounds the whole run, retries included: what a retrain may cost is in the spec.
-            active_deadline_seconds=int(duration_seconds(tuning.timeout)),
+            deadline_seconds=int(duration_seconds(tuning.timeout)),
+            parameters=workflow_parameters(model),
+            volumes=[{"name": OUTPUT_VOLUME, "emptyDir": {}}],
             # Two retrains of one model never overlap (a burst of alerts queues behind the running one).
-            synchronization=m.Synchronization(mutexes=[m.Mutex(name=conventions.tune_workflow_name(model.name))]),
-            pod_gc=m.PodGC(strategy="OnPodSuccess"),
-            ttl_strategy=m.TTLStrategy(seconds_after_success=SUCCEEDED_WORKFLOW_TTL,
-                                       seconds_after_failure=FAILED_WORKFLOW_TTL),
-            workflow_metadata=m.WorkflowMetadata(labels=workflow_labels),
-            volumes=volumes,
-            templates=[_dag(steps), *(_template(view, model, step) for step in steps)],
+            mutex=name,
+            labels=argo.workflow_labels(meta),
+            view=view,
         ),
-    )
-    body: dict[str, Any] = template.model_dump(by_alias=True, exclude_none=True, mode="json")
-    return body
+    }

@@ -8,16 +8,13 @@ it against the threshold. A run never overlaps the previous one (``concurrencyPo
 
 from __future__ import annotations
 
-from typing import Any
-
 from .. import conventions
 from ..resolve import EnvironmentView, ResolvedSpec
 from ..specs import MonitorSpec
 from ..specs.monitor import DriftCheck
-from . import argo_workflows, workloads
-from .base import Resource, metadata, resource
+from . import argo, argo_workflows, workloads
+from .base import Body, Resource, metadata, resource
 
-API_VERSION = "argoproj.io/v1alpha1"
 # Cron schedules are read in UTC, whatever the controller's time zone.
 TIMEZONE = "UTC"
 # A drift run that takes longer than this is stuck: fail it so the next schedule can run.
@@ -52,9 +49,7 @@ def drift_arguments(view: EnvironmentView, monitor: ResolvedSpec[MonitorSpec], c
     ]
 
 
-def drift_cron_workflow(view: EnvironmentView, monitor: ResolvedSpec[MonitorSpec], check: DriftCheck) -> dict[str, Any]:
-    from hera.workflows import models as m
-
+def drift_cron_workflow(view: EnvironmentView, monitor: ResolvedSpec[MonitorSpec], check: DriftCheck) -> Body:
     assert monitor.spec.logs is not None  # checked: LLM264
     name = conventions.drift_workflow_name(monitor.name, check.name)
     reference_path = _input_path("reference", check.reference)
@@ -65,53 +60,34 @@ def drift_cron_workflow(view: EnvironmentView, monitor: ResolvedSpec[MonitorSpec
         argo_workflows.fetched_artifact(store, "current", current_path, monitor.spec.logs),
     ]
     meta = metadata(view, name, monitor, component="drift")
-    workflow_labels = {key: value for key, value in meta["labels"].items()
-                       if key in (conventions.LABEL_PART_OF, conventions.LABEL_ENV,
-                                  conventions.LABEL_SPEC_KIND, conventions.LABEL_SPEC_NAME)}
-    container = m.Container(
-        name="main",
-        image=view.project.spec.runtime.image,
-        command=workloads.runtime_command("drift"),
-        args=drift_arguments(view, monitor, check, reference_path, current_path),
+    container = argo.container(
+        view, workloads.runtime_command("drift"), drift_arguments(view, monitor, check, reference_path, current_path),
         # No MLflow settings: the step only reads its inputs and pushes to the Pushgateway.
-        env=[m.EnvVar(name="HOME", value=workloads.TMP_DIR), m.EnvVar(name="PYTHONUNBUFFERED", value="1")],
-        resources=m.ResourceRequirements(
-            requests={key: m.Quantity(value) for key, value in REQUESTS.items()},
-            limits={key: m.Quantity(value) for key, value in LIMITS.items()},
-        ),
-        security_context=m.SecurityContext.model_validate(workloads.container_security_context()),
-        volume_mounts=[m.VolumeMount.model_validate(mount) for mount in workloads.scratch_mounts()],
+        env=[{"name": "HOME", "value": workloads.TMP_DIR}, {"name": "PYTHONUNBUFFERED", "value": "1"}],
+        requests=REQUESTS, limits=LIMITS,
     )
-    cron = m.CronWorkflow(
-        api_version=API_VERSION,
-        kind="CronWorkflow",
-        metadata=m.ObjectMeta.model_validate(meta),
-        spec=m.CronWorkflowSpec(
-            schedules=[check.schedule],
-            timezone=TIMEZONE,
-            concurrency_policy="Forbid",
-            successful_jobs_history_limit=HISTORY_LIMIT,
-            failed_jobs_history_limit=HISTORY_LIMIT,
-            workflow_metadata=m.ObjectMeta(labels=workflow_labels),
-            workflow_spec=m.WorkflowSpec(
-                entrypoint="drift",
-                service_account_name=conventions.WORKFLOW_SERVICE_ACCOUNT,
-                security_context=m.PodSecurityContext.model_validate(workloads.pod_security_context()),
-                active_deadline_seconds=DRIFT_DEADLINE_SECONDS,
-                pod_gc=m.PodGC(strategy="OnPodSuccess"),
-                ttl_strategy=m.TTLStrategy(seconds_after_success=argo_workflows.SUCCEEDED_WORKFLOW_TTL,
-                                           seconds_after_failure=argo_workflows.FAILED_WORKFLOW_TTL),
-                volumes=[m.Volume.model_validate(volume) for volume in workloads.scratch_volumes()],
-                templates=[m.Template(
-                    name="drift",
-                    inputs=m.Inputs(artifacts=[artifact for artifact in artifacts if artifact is not None]),
-                    container=container,
-                )],
-            ),
-        ),
-    )
-    body: dict[str, Any] = cron.model_dump(by_alias=True, exclude_none=True, mode="json")
-    return body
+    template = {"name": "drift", "inputs": {"artifacts": [item for item in artifacts if item is not None]},
+                "container": container}
+    return cron_workflow(view, meta, check.schedule, argo.workflow_spec(
+        "drift", [template], deadline_seconds=DRIFT_DEADLINE_SECONDS, view=view))
+
+
+def cron_workflow(view: EnvironmentView, meta: Body, schedule: str, spec: Body) -> Body:
+    """A CronWorkflow in UTC that never overlaps its previous run and keeps a short history."""
+    return {
+        "apiVersion": argo.API_VERSION,
+        "kind": "CronWorkflow",
+        "metadata": meta,
+        "spec": argo.alphabetical({
+            "schedules": [schedule],
+            "timezone": TIMEZONE,
+            "concurrencyPolicy": "Forbid",
+            "successfulJobsHistoryLimit": HISTORY_LIMIT,
+            "failedJobsHistoryLimit": HISTORY_LIMIT,
+            "workflowMetadata": {"labels": argo.workflow_labels(meta)},
+            "workflowSpec": spec,
+        }),
+    }
 
 
 def drift_cron_workflows(view: EnvironmentView) -> list[Resource]:

@@ -1,7 +1,7 @@
 """What every generated pod that runs a runtime step shares: the hardened security contexts, writable scratch
 volumes under a read-only root filesystem, and the environment that points the step at MLflow.
 
-Plain camelCase dicts: a batch Job uses them as they are; the Argo target validates them into hera models.
+Plain camelCase dicts, shared by batch Jobs, Deployments and Argo templates.
 """
 
 from __future__ import annotations
