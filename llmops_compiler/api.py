@@ -13,6 +13,9 @@ from .resolve import ProjectGraph, resolve
 from .targets import ENVIRONMENT_TARGETS, PROJECT_TARGETS, Resource
 from .validate import validate_documents
 
+# Loader findings after which a file contributes no documents at all (syntax error, unreadable, too large).
+UNREADABLE_FILE_CODES = frozenset({"LLM001", "LLM007", "LLM008"})
+
 
 @dataclass(frozen=True)
 class Build:
@@ -30,7 +33,8 @@ def resolve_specs(specs_dir: Path) -> tuple[ProjectGraph | None, list[Diagnostic
         return None, problems  # only "the folder does not exist"; nothing else can be said
     objects, validation_problems = validate_documents(documents)
     problems += validation_problems
-    graph, resolution_problems = resolve(objects, specs_root=specs_dir.name)
+    unreadable = {problem.position.file for problem in problems if problem.code in UNREADABLE_FILE_CODES}
+    graph, resolution_problems = resolve(objects, specs_root=specs_dir.name, complete=not unreadable)
     problems += resolution_problems
     problems = sorted_unique(problems)
     if any(problem.severity == "error" for problem in problems):

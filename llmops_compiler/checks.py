@@ -16,6 +16,7 @@ from . import conventions
 from .burn_rates import TIER_PAGE, decimal_text, error_budget, lowest_factor
 from .diagnostics import did_you_mean
 from .load import YamlPath
+from .quantities import quantity_value
 from .specs import (
     ChainSpec,
     KnowledgeBaseSpec,
@@ -24,8 +25,10 @@ from .specs import (
     ProjectSpec,
     PromptSpec,
     RolloutPolicySpec,
+    RolloutStateSpec,
     ToolSpec,
 )
+from .specs.common import duration_seconds
 from .specs.model import EVALUATION_METRICS
 
 
@@ -75,9 +78,34 @@ def _extended(resource: str) -> bool:
     return "/" in resource
 
 
+def whole_extended_resources(resources: Any, path: YamlPath) -> Iterator[Finding]:
+    """Extended resources (anything with a `/`, such as `nvidia.com/gpu`) are counted in whole units."""
+    for section in ("requests", "limits"):
+        for resource, amount in getattr(resources, section).items():
+            if _extended(resource) and quantity_value(amount).denominator != 1:
+                yield Finding((*path, section, resource), "LLM218",
+                              f"`{resource}: {amount}` is not a whole number: extended resources such as GPUs "
+                              "cannot be shared in fractions", "request whole units, e.g. `1`")
+
+
+MIN_TUNING_TIMEOUT_SECONDS = 60
+
+
 def check_model(spec: ModelSpec, raw: dict[str, Any]) -> Iterator[Finding]:
+    serving = spec.serving
+    if serving is not None and serving.candidate_alias == serving.stable_alias:
+        yield Finding(("serving", "candidateAlias"), "LLM219",
+                      f"the candidate alias is the stable alias `{serving.stable_alias}`: registering a new version "
+                      "would move the serving alias", "give the candidate its own alias, e.g. `candidate`")
     tuning = spec.tuning
     if tuning is not None:
+        yield from whole_extended_resources(tuning.resources, ("tuning", "resources"))
+        if duration_seconds(tuning.timeout) < MIN_TUNING_TIMEOUT_SECONDS:
+            yield Finding(("tuning", "timeout"), "LLM105",
+                          f"`timeout`: {tuning.timeout} is too short for a retrain (at least 1m)")
+        for index, name in _duplicates(tuning.lora.target_modules if tuning.lora else []):
+            yield Finding(("tuning", "lora", "targetModules", index), "LLM210",
+                          f"target module `{name}` is listed twice")
         if tuning.method in ("lora", "qlora") and tuning.lora is None:
             yield Finding(("tuning", "method"), "LLM210", f"tuning method `{tuning.method}` needs a `lora:` block",
                           "add `lora: {r: 16, alpha: 32}` under tuning")
@@ -343,34 +371,82 @@ def _check_monitor_alerting(spec: MonitorSpec) -> Iterator[Finding]:
                       "choose another name")
 
 
-# --- RolloutPolicy ---------------------------------------------------------------------------------
+# --- RolloutPolicy and RolloutState ---------------------------------------------------------------
+
+def analysis_schedule(interval: str) -> str | None:
+    """The cron schedule that runs an analysis every ``interval``, or None when no schedule can: whole minutes
+    dividing an hour (``*/5 * * * *``) or whole hours dividing a day (``0 */2 * * *``)."""
+    seconds = duration_seconds(interval)
+    if seconds % 60:
+        return None
+    minutes = int(seconds // 60)
+    if minutes < 60 and 60 % minutes == 0:
+        return "* * * * *" if minutes == 1 else f"*/{minutes} * * * *"
+    if minutes % 60 == 0 and 24 % (minutes // 60) == 0:
+        hours = minutes // 60
+        return "0 * * * *" if hours == 1 else ("0 0 * * *" if hours == 24 else f"0 */{hours} * * *")
+    return None
+
 
 def check_rollout(spec: RolloutPolicySpec, raw: dict[str, Any]) -> Iterator[Finding]:
-    if spec.strategy in ("canary", "blueGreen") and not spec.steps:
-        yield Finding(("strategy",), "LLM270", f"strategy `{spec.strategy}` needs `steps`",
-                      "add e.g. `steps: [{weight: 10}, {weight: 50}, {weight: 100}]`")
-    if spec.strategy == "abTest" and spec.header_match is None:
-        yield Finding(("strategy",), "LLM270", "strategy `abTest` needs `headerMatch`",
-                      "add `headerMatch: {name: x-variant, value: b}`")
-    if spec.strategy == "shadow" and spec.mirror_percent is None:
+    strategy = spec.strategy
+    if strategy in ("canary", "blueGreen") and not spec.steps:
+        yield Finding(("strategy",), "LLM270", f"strategy `{strategy}` needs `steps`",
+                      "add e.g. `steps: [{weight: 10, pause: 30m}, {weight: 50, pause: 1h}, {weight: 100}]`")
+    if strategy == "abTest":
+        chosen = [name for name in ("header", "cookie") if spec.match and getattr(spec.match, name) is not None]
+        if len(chosen) != 1:
+            yield Finding(("match",) if spec.match else ("strategy",), "LLM270",
+                          "strategy `abTest` needs a `match` with exactly one of `header` or `cookie`",
+                          "add `match: {header: {name: x-variant, value: b}}`")
+    elif spec.match is not None:
+        yield Finding(("match",), "LLM270", f"`match` applies only to strategy `abTest`, not `{strategy}`",
+                      "remove it", at_key=True)
+    if strategy == "shadow" and spec.mirror_percent is None:
         yield Finding(("strategy",), "LLM270", "strategy `shadow` needs `mirrorPercent`", "add `mirrorPercent: 10`")
-    if spec.strategy == "blueGreen":
-        for index, step in enumerate(spec.steps):
-            if step.weight not in (0, 100):
-                yield Finding(("steps", index, "weight"), "LLM271", "blue-green steps switch all traffic: 0 or 100")
+    elif strategy != "shadow" and spec.mirror_percent is not None:
+        yield Finding(("mirrorPercent",), "LLM270",
+                      f"`mirrorPercent` applies only to strategy `shadow`, not `{strategy}`", "remove it", at_key=True)
+    for index, step in enumerate(spec.steps):
+        if strategy == "blueGreen" and step.weight not in (0, 100):
+            yield Finding(("steps", index, "weight"), "LLM271", "blue-green steps switch all traffic: 0 or 100")
+        raw_steps = raw.get("steps") or []
+        written = raw_steps[index] if index < len(raw_steps) and isinstance(raw_steps[index], dict) else {}
+        if strategy in ("abTest", "shadow") and "weight" in written:
+            yield Finding(("steps", index, "weight"), "LLM271",
+                          f"`{strategy}` steps route by match or mirror, not by weight", "remove `weight`",
+                          at_key=True)
     for index in range(1, len(spec.steps)):
         if spec.steps[index].weight < spec.steps[index - 1].weight:
             yield Finding(("steps", index, "weight"), "LLM271",
                           f"step weights must not decrease ({spec.steps[index - 1].weight} → "
                           f"{spec.steps[index].weight})")
-    if spec.steps and spec.state.step >= len(spec.steps):
-        yield Finding(("state", "step"), "LLM272",
-                      f"current step {spec.state.step} does not exist (steps 0 to {len(spec.steps) - 1})")
-    if spec.analysis is not None:
-        for index, metric in enumerate(spec.analysis.metrics):
-            if (metric.max is None) == (metric.min is None):
-                yield Finding(("analysis", "metrics", index), "LLM273",
-                              f"analysis metric `{metric.name}` needs exactly one of `max` or `min`")
+    for index, metric in enumerate(spec.analysis.metrics):
+        if (metric.max is None) == (metric.min is None):
+            yield Finding(("analysis", "metrics", index), "LLM273",
+                          f"analysis metric `{metric.name}` needs exactly one of `max` or `min`")
+    for index, name in _duplicates([metric.name for metric in spec.analysis.metrics]):
+        yield Finding(("analysis", "metrics", index, "name"), "LLM273", f"analysis metric `{name}` is defined twice")
+    if analysis_schedule(spec.analysis.interval) is None:
+        yield Finding(("analysis", "interval"), "LLM274",
+                      f"an analysis every {spec.analysis.interval} cannot be scheduled",
+                      "use whole minutes that divide an hour (1m, 5m, 10m, 30m) or whole hours that divide a day")
+
+
+def check_rollout_state(spec: RolloutStateSpec, raw: dict[str, Any]) -> Iterator[Finding]:
+    for environment, state in spec.environments.items():
+        path: YamlPath = ("environments", environment)
+        in_flight = state.status in ("progressing", "paused")
+        if in_flight and state.candidate is None:
+            yield Finding((*path, "status"), "LLM275", f"status `{state.status}` needs a `candidate` version",
+                          "set `candidate:` or the status `idle`")
+        if not in_flight and state.candidate is not None:
+            yield Finding((*path, "candidate"), "LLM275",
+                          f"status `{state.status}` has no candidate in flight, but `candidate` is {state.candidate}",
+                          "remove `candidate`, or set the status `progressing`", at_key=True)
+        if state.candidate is not None and state.candidate == state.stable:
+            yield Finding((*path, "candidate"), "LLM275",
+                          f"the candidate is the stable version ({state.stable})", "a candidate is a new version")
 
 
 CHECKS: dict[str, Check] = {
@@ -382,6 +458,7 @@ CHECKS: dict[str, Check] = {
     "KnowledgeBase": check_knowledge_base,
     "Monitor": check_monitor,
     "RolloutPolicy": check_rollout,
+    "RolloutState": check_rollout_state,
 }
 
 

@@ -196,6 +196,35 @@ def schema(output: Path | None) -> None:
 
 
 @main.command()
+@click.argument("target", required=False, default="", metavar="[KIND[.FIELD...]]")
+def explain(target: str) -> None:
+    """Document a kind or a field of the spec language (like `kubectl explain`)."""
+    from .explain import ExplainError
+    from .explain import explain as explain_text
+
+    try:
+        click.echo(explain_text(target))
+    except ExplainError as error:
+        raise click.BadParameter(str(error), param_hint="KIND[.FIELD...]") from None
+
+
+@main.command()
+@click.argument("specs", type=click.Path(path_type=Path, file_okay=False), default="specs", required=False)
+@click.option("--name", default="my-assistant", show_default=True, help="Project name (a DNS label).")
+def init(specs: Path, name: str) -> None:
+    """Create a new spec project in SPECS that compiles as it is."""
+    from .scaffold import ScaffoldError, scaffold
+
+    try:
+        written = scaffold(specs, name)
+    except ScaffoldError as error:
+        raise click.UsageError(str(error)) from None
+    for path in written:
+        click.echo(f"created {path}")
+    click.echo(f"next: edit {specs}/project.yaml, then `llmops compile {specs} -o generated`")
+
+
+@main.command()
 @specs_argument
 @click.option("--format", "graph_format", type=click.Choice(["text", "dot", "mermaid"]), default="text",
               show_default=True)

@@ -9,8 +9,10 @@ file size, node count and depth are bounded. Scalars follow the YAML 1.2 core sc
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -262,6 +264,9 @@ def parse_text(text: str, file: str) -> tuple[list[SourceDocument], list[Diagnos
         if mark and _line(text, mark.line)[mark.column:].startswith("\t"):
             return [], [Diagnostic(position, "LLM001", "invalid YAML: a tab character where YAML expects spaces",
                                    "indent with spaces only; YAML does not allow tabs for indentation")]
+        explained = _explain_syntax_error(text, file, error) if mark else None
+        if explained is not None:
+            return [], [explained]
         problem = error.problem or str(error)
         context = f" ({error.context})" if error.context else ""
         if error.context and mark and opened and opened.line != mark.line:  # say where the open construct began
@@ -304,6 +309,76 @@ def parse_text(text: str, file: str) -> tuple[list[SourceDocument], list[Diagnos
     return documents, problems
 
 
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def _previous_content_line(lines: list[str], index: int) -> int | None:
+    """The 0-based index of the nearest line above ``index`` that holds more than blanks or a comment."""
+    for previous in range(index - 1, -1, -1):
+        stripped = lines[previous].strip()
+        if stripped and not stripped.startswith("#"):
+            return previous
+    return None
+
+
+def _explain_syntax_error(text: str, file: str, error: yaml.MarkedYAMLError) -> Diagnostic | None:
+    """libyaml's most common complaints in words that say what to change, at the line that needs the change
+    (libyaml often notices a mistake only on the line after it). None: keep libyaml's own words."""
+    mark, opened = error.problem_mark, error.context_mark
+    if mark is None:
+        return None
+    lines = _LINE_BREAK.split(text)
+    line = lines[mark.line] if mark.line < len(lines) else ""
+    problem = error.problem or ""
+
+    def at(index: int, column: int, message: str, hint: str) -> Diagnostic:
+        return Diagnostic(_end_clamped(text, file, index, column), "LLM001", f"invalid YAML: {message}", hint)
+
+    if problem.startswith("mapping values are not allowed"):
+        before = line[:mark.column]
+        if ": " in before.strip() or before.strip().startswith("- "):
+            return at(mark.line, mark.column, "a `: ` inside a value",
+                      "quote the whole value (`key: \"text: more text\"`) if the colon belongs to the text")
+        previous = _previous_content_line(lines, mark.line)
+        if previous is not None and ":" not in lines[previous].split("#")[0]:
+            return at(previous, _indent(lines[previous]), "this line has no `:` after its key, so YAML reads the "
+                      "next line as more of its text", "write `key: value` (a colon and a space after the key)")
+        if previous is not None and _indent(line) > _indent(lines[previous]):
+            return at(mark.line, _indent(line),
+                      f"this line is indented more than the line above it (line {previous + 1}), so YAML reads it "
+                      "as part of that line's value",
+                      "indent it like its sibling keys, or give the key above no value if this belongs under it")
+        return None
+    if problem == "could not find expected ':'" and opened is not None:
+        key_line = lines[opened.line] if opened.line < len(lines) else ""
+        return at(opened.line, _indent(key_line), "this line has no `:` after its key",
+                  "write `key: value` (a colon and a space after the key)")
+    if problem == "did not find expected key" and opened is not None:
+        if line.strip().startswith("- "):
+            return at(mark.line, _indent(line), "a list item (`- `) where a key was expected",
+                      "indent the item under the key that holds the list, or write it as `key: value`")
+        return at(mark.line, _indent(line),
+                  f"this line is not aligned with the keys of the block that starts on line {opened.line + 1} "
+                  f"(column {opened.column + 1})",
+                  f"indent it to column {opened.column + 1} like its siblings, or further if it belongs under "
+                  "the key above")
+    if problem == "found character that cannot start any token" and mark.column < len(line):
+        character = line[mark.column]
+        return at(mark.line, mark.column, f"a plain value cannot start with {character!r}",
+                  "put the value in quotes")
+    if problem == "found unexpected end of stream" and opened is not None and "quoted scalar" in (error.context or ""):
+        quote = lines[opened.line][opened.column] if opened.column < len(lines[opened.line]) else "\""
+        return at(opened.line, opened.column, "the quoted value that starts here is never closed",
+                  f"add the closing `{quote}`")
+    if problem.startswith("did not find expected ',' or") and opened is not None:
+        bracket = "{" if "mapping" in (error.context or "") else "["
+        closing = "}" if bracket == "{" else "]"
+        return at(opened.line, opened.column, f"the `{bracket}` that starts here is not closed before line "
+                  f"{mark.line + 1}", f"add `{closing}` at the end of the value, or separate items with `,`")
+    return None
+
+
 def _end_clamped(text: str, file: str, line: int, column: int) -> Position:
     """A 0-based mark as a position; libyaml puts "unexpected end of stream" one line past a text that does not
     end in a newline, which editors cannot show, so such a mark moves to the end of the last line."""
@@ -326,24 +401,74 @@ def _is_empty(node: yaml.Node) -> bool:
 
 
 def spec_files(specs_dir: Path) -> list[Path]:
-    """Every YAML file under ``specs_dir``, in a stable order that does not depend on the file system."""
+    """Every YAML file under ``specs_dir``, in a stable order that does not depend on the file system.
+
+    Folders starting with ``.`` are skipped; symbolic links to folders are not followed (a link named like a
+    spec file is listed, so that it is reported)."""
     found: list[Path] = []
     for root, dirs, files in os.walk(specs_dir):
+        linked = [name for name in dirs if name.endswith(SPEC_SUFFIXES) and os.path.islink(os.path.join(root, name))]
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found.extend(Path(root, name) for name in files if name.endswith(SPEC_SUFFIXES))
+        found.extend(Path(root, name) for name in [*files, *linked] if name.endswith(SPEC_SUFFIXES))
     return sorted(found, key=lambda path: path.relative_to(specs_dir).as_posix())
 
 
-def read_spec_file(path: Path, display: str) -> tuple[list[SourceDocument], list[Diagnostic]]:
+_FILE_TYPES = {stat.S_IFIFO: "a named pipe (FIFO)", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",
+               stat.S_IFBLK: "a block device", stat.S_IFDIR: "a folder"}
+
+
+def _not_a_spec_file(path: Path, display: str, specs_root: Path) -> Diagnostic | None:
+    """Why ``path`` cannot be read as a spec file (a link loop, a dangling link, a link out of the specs folder,
+    not a regular file), or None. Never blocks: a FIFO is recognised by its type, not opened."""
+    def problem(message: str, hint: str) -> Diagnostic:
+        return Diagnostic(Position(display, 1, 1), "LLM008", message, hint)
+
+    if path.is_symlink():
+        target = os.readlink(path)
+        try:
+            real = Path(os.path.realpath(path, strict=True))
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                return problem(f"this symbolic link never reaches a file: it loops (it points to `{target}`)",
+                               "point it at a spec file, or remove it")
+            return problem(f"this symbolic link points to `{target}`, which does not exist",
+                           "restore the file it points to, or remove the link")
+        if not real.is_relative_to(specs_root):
+            return problem(f"this symbolic link points to `{target}`, outside the specs folder",
+                           "copy the spec into the specs folder; links may not leave it")
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            message = f"file is {size} bytes, over the {MAX_FILE_BYTES}-byte limit for a spec file"
-            return [], [Diagnostic(Position(display, 1, 1), "LLM007", message, "split it into smaller files")]
-        raw = path.read_bytes()
+        mode = path.stat().st_mode
+    except OSError as error:
+        return problem(f"cannot read file: {error.strerror}", "check that the file is readable")
+    if not stat.S_ISREG(mode):
+        kind = _FILE_TYPES.get(stat.S_IFMT(mode), "not a regular file")
+        return problem(f"this is {kind}, not a spec file", "remove it, or rename it so it does not end in .yaml")
+    return None
+
+
+def read_spec_file(path: Path, display: str, specs_root: Path | None = None) -> tuple[list[SourceDocument],
+                                                                                      list[Diagnostic]]:
+    refused = _not_a_spec_file(path, display, specs_root or Path(os.path.realpath(path.parent)))
+    if refused is not None:
+        return [], [refused]
+    try:
+        # O_NONBLOCK: a file swapped for a FIFO after the check above cannot block the compiler.
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(descriptor, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                return [], [Diagnostic(Position(display, 1, 1), "LLM008", "this is not a regular file, not a spec file",
+                                       "remove it")]
+            size = os.fstat(handle.fileno()).st_size
+            if size > MAX_FILE_BYTES:
+                message = f"file is {size} bytes, over the {MAX_FILE_BYTES}-byte limit for a spec file"
+                return [], [Diagnostic(Position(display, 1, 1), "LLM007", message, "split it into smaller files")]
+            raw = handle.read(MAX_FILE_BYTES + 1)
     except OSError as error:
         return [], [Diagnostic(Position(display, 1, 1), "LLM008", f"cannot read file: {error.strerror}",
                                "check that the file is readable")]
+    if len(raw) > MAX_FILE_BYTES:
+        message = f"file is over the {MAX_FILE_BYTES}-byte limit for a spec file"
+        return [], [Diagnostic(Position(display, 1, 1), "LLM007", message, "split it into smaller files")]
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -356,16 +481,18 @@ def read_spec_file(path: Path, display: str) -> tuple[list[SourceDocument], list
 
 
 def load_specs(specs_dir: Path) -> tuple[list[SourceDocument], list[Diagnostic]]:
-    """Load every spec document under ``specs_dir``; file names are shown relative to its parent."""
+    """Load every spec document under ``specs_dir``; file names are shown relative to its parent, as written
+    (a symbolic link is named by its own path, not its target's)."""
     documents: list[SourceDocument] = []
     problems: list[Diagnostic] = []
     if not specs_dir.is_dir():
         message = f"specs folder `{specs_dir}` does not exist"
         return [], [Diagnostic(Position(str(specs_dir)), "LLM009", message, "pass the folder that holds your specs")]
-    base = specs_dir.resolve().parent
+    base = Path(os.path.abspath(specs_dir)).parent
+    specs_root = Path(os.path.realpath(specs_dir))
     for path in spec_files(specs_dir):
-        display = path.resolve().relative_to(base).as_posix()
-        file_documents, file_problems = read_spec_file(path, display)
+        display = Path(os.path.abspath(path)).relative_to(base).as_posix()
+        file_documents, file_problems = read_spec_file(path, display, specs_root)
         documents.extend(file_documents)
         problems.extend(file_problems)
     return documents, problems

@@ -26,9 +26,11 @@ from .specs import (
     ProjectSpec,
     PromptSpec,
     RolloutPolicySpec,
+    RolloutStateSpec,
     ToolSpec,
 )
-from .specs.project import Environment
+from .specs.project import Environment, NodePool
+from .specs.rollout import EnvironmentState
 from .validate import InvalidSpec, SpecObject
 
 SpecT = TypeVar("SpecT", bound=BaseModel)
@@ -94,6 +96,13 @@ class EnvironmentView:
     def rollout_policies(self) -> list[ResolvedSpec[RolloutPolicySpec]]:
         return self.of_kind("RolloutPolicy")
 
+    def rollout_state(self, policy: str) -> EnvironmentState:
+        """Where this environment's rollout of ``policy`` stands (idle with nothing deployed when unrecorded)."""
+        state = self.get("RolloutState", policy)
+        if state is None:
+            return EnvironmentState()
+        return cast(RolloutStateSpec, state.spec).environments.get(self.name, EnvironmentState())
+
 
 @dataclass(frozen=True)
 class ProjectGraph:
@@ -111,10 +120,13 @@ def spec_hash(kind: str, name: str, raw: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def references(kind: str, spec: BaseModel) -> Iterator[tuple[YamlPath, str, str]]:
-    """Every (path, target kind, target name) reference a spec makes."""
+def references(kind: str, spec: BaseModel, name: str = "") -> Iterator[tuple[YamlPath, str, str]]:
+    """Every (path, target kind, target name) reference a spec makes (a RolloutState's policy only with
+    ``name``: it refers to the policy of its own name)."""
     if isinstance(spec, PromptSpec | MonitorSpec | RolloutPolicySpec):
         yield ("model",), "Model", spec.model
+    elif isinstance(spec, RolloutStateSpec) and name:  # its own check says when the policy is missing
+        yield (), "RolloutPolicy", name
     elif isinstance(spec, ChainSpec):
         for index, step in enumerate(spec.steps):
             for attribute, target_kind in (("prompt", "Prompt"), ("retrieve", "KnowledgeBase"), ("tool", "Tool")):
@@ -124,8 +136,11 @@ def references(kind: str, spec: BaseModel) -> Iterator[tuple[YamlPath, str, str]
 
 
 class _Resolver:
-    def __init__(self, objects: Sequence[SpecObject | InvalidSpec]) -> None:
+    def __init__(self, objects: Sequence[SpecObject | InvalidSpec], complete: bool = True) -> None:
         self.all_objects = objects
+        # False when a spec file could not be read or parsed: a reference to a spec it may hold is then not
+        # reported as dangling, nor a missing Project (the file's own error says what to fix).
+        self.complete = complete
         self.objects = [spec_object for spec_object in objects if isinstance(spec_object, SpecObject)]
         self.problems: list[Diagnostic] = []
         self.by_kind: dict[str, dict[str, SpecObject]] = {}
@@ -152,6 +167,8 @@ class _Resolver:
     def project(self, specs_root: str) -> SpecObject | None:
         """The one valid Project, or None: there is none (said here) or it is invalid (its errors say why)."""
         projects = sorted(self.defined.get("Project", {}).values(), key=lambda o: o.name_position())
+        if not projects and not self.complete:
+            return None
         if not projects:
             self.report(Position(specs_root), "LLM302", "no Project spec found",
                         "add one `kind: Project` document with the repository and environments")
@@ -177,6 +194,8 @@ class _Resolver:
             spec = spec_object.for_environment(view.name)
             locator = spec_object.locator(view.name)
             for path, target_kind, target in references(spec_object.kind, spec):
+                if not self.complete:
+                    break
                 if view.get(target_kind, target) is None and target not in self.defined.get(target_kind, {}):
                     known = self.defined.get(target_kind, {})
                     self.report(locator.at(path), "LLM310",
@@ -202,8 +221,96 @@ class _Resolver:
                             "add `serving: {service: {name: ..., port: ...}}` to the Model")
         if isinstance(spec, MonitorSpec):
             self.check_monitor_actions(spec_object, spec, view)
+            self.check_latency_buckets(spec_object, spec, view)
         if isinstance(spec, ChainSpec):
             self.check_chain_prompt_inputs(spec_object, spec, view)
+            self.check_chain_tool_arguments(spec_object, spec, view)
+        if isinstance(spec, ModelSpec) and spec.tuning is not None:
+            self.check_fits_node_pool(locator.at(("tuning", "resources", "requests"), at_key=True),
+                                      "the tuning pods", spec.tuning.resources.requests, spec.tuning.node_selector,
+                                      view.project.spec.node_pools)
+        if isinstance(spec, RolloutStateSpec):
+            self.check_rollout_state(spec_object, spec, view)
+
+    def check_latency_buckets(self, spec_object: SpecObject, spec: MonitorSpec, view: EnvironmentView) -> None:
+        """A latency SLO's threshold must be a bucket bound: Prometheus has no series for any other bound, so the
+        SLO would record nothing and never alert."""
+        buckets = view.project.spec.metrics.latency_buckets
+        for index, slo in enumerate(spec.slos):
+            if slo.latency_threshold is not None and slo.latency_threshold not in buckets:
+                shown = ", ".join(f"{bound:g}" for bound in buckets)
+                self.report(spec_object.locator(view.name).at(("slos", index, "latencyThreshold")), "LLM316",
+                            f"latency threshold {slo.latency_threshold:g}s is not a bucket bound of the duration "
+                            f"histogram ({shown}): the SLO would record nothing and never alert",
+                            "use one of the bounds, or declare the serving app's buckets in the Project's "
+                            "`metrics.latencyBuckets`")
+
+    def check_chain_tool_arguments(self, spec_object: SpecObject, spec: ChainSpec, view: EnvironmentView) -> None:
+        """A tool step sets every parameter the Tool's JSON Schema requires, and only parameters it declares
+        (when it forbids others)."""
+        locator = spec_object.locator(view.name)
+        for index, step in enumerate(spec.steps):
+            tool = view.get("Tool", step.tool) if step.tool else None
+            if tool is None:
+                continue
+            parameters = cast(ToolSpec, tool.spec).parameters
+            properties = parameters.get("properties", {}) if isinstance(parameters.get("properties"), dict) else {}
+            required = [name for name in parameters.get("required", []) if isinstance(name, str)] \
+                if isinstance(parameters.get("required"), list) else []
+            closed = parameters.get("additionalProperties") is False
+            misspelt: set[str] = set()
+            for variable in step.inputs:
+                if closed and variable not in properties:
+                    self.report(locator.at(("steps", index, "inputs", variable), at_key=True), "LLM317",
+                                f"step `{step.name}` sets `{variable}`, which Tool `{step.tool}` does not take",
+                                did_you_mean(variable, properties) or "remove it")
+                    misspelt.update(difflib.get_close_matches(variable, list(properties), n=1, cutoff=0.6))
+            for name in required:
+                if name not in step.inputs and name not in misspelt:
+                    self.report(locator.at(("steps", index, "inputs") if step.inputs else ("steps", index)),
+                                "LLM317",
+                                f"step `{step.name}` does not set `{name}`, a required parameter of Tool `{step.tool}`",
+                                f"add `{name}: input.<name>` or `{name}: steps.<step>.output` under inputs")
+
+    def check_fits_node_pool(self, position: Position, workload: str, requests: dict[str, str],
+                             node_selector: dict[str, str], pools: list[NodePool]) -> None:
+        """A workload whose node selector names a declared node type must fit one node of it."""
+        from .quantities import quantity_value
+
+        for pool in pools:
+            if not pool.node_selector.items() <= node_selector.items():
+                continue
+            for resource, amount in sorted(requests.items()):
+                available = pool.allocatable.get(resource, "0")
+                if quantity_value(amount) > quantity_value(available):
+                    self.report(position, "LLM318",
+                                f"{workload} request {resource} {amount}, but a `{pool.name}` node offers "
+                                f"{available}: they would never be scheduled",
+                                "request less, or select a larger node type")
+
+    def check_rollout_state(self, spec_object: SpecObject, spec: RolloutStateSpec, view: EnvironmentView) -> None:
+        """The state belongs to a RolloutPolicy, names real environments, and sits on one of the policy's steps."""
+        locator = spec_object.locator(view.name)
+        policy = view.get("RolloutPolicy", spec_object.name)
+        if policy is None:
+            if self.complete and spec_object.name not in self.defined.get("RolloutPolicy", {}):
+                self.report(spec_object.name_position(), "LLM319",
+                            f"RolloutState `{spec_object.name}` has no RolloutPolicy of the same name",
+                            did_you_mean(spec_object.name, self.defined.get("RolloutPolicy", {}))
+                            or "name the state after the policy it records")
+            return
+        environments = [environment.name for environment in view.project.spec.environments]
+        steps = cast(RolloutPolicySpec, policy.spec).steps
+        for environment, state in spec.environments.items():
+            if environment not in environments:
+                self.report(locator.at(("environments", environment), at_key=True), "LLM319",
+                            f"state for environment `{environment}`, which the Project does not define",
+                            did_you_mean(environment, environments))
+            elif environment == view.name and state.step >= max(len(steps), 1):
+                self.report(locator.at(("environments", environment, "step")), "LLM319",
+                            f"step {state.step} does not exist: the policy has steps 0 to {max(len(steps), 1) - 1}",
+                            "the promote step writes this file; restore it from git, or run "
+                            "`llmops rollout abort`")
 
     def check_monitor_actions(self, spec_object: SpecObject, spec: MonitorSpec, view: EnvironmentView) -> None:
         locator = spec_object.locator(view.name)
@@ -267,10 +374,13 @@ class _Resolver:
 
 
 def resolve(
-    objects: Sequence[SpecObject | InvalidSpec], specs_root: str = "specs"
+    objects: Sequence[SpecObject | InvalidSpec], specs_root: str = "specs", complete: bool = True
 ) -> tuple[ProjectGraph | None, list[Diagnostic]]:
-    """The graph of the valid specs and the problems between specs; invalid ones only count as defined."""
-    resolver = _Resolver(objects)
+    """The graph of the valid specs and the problems between specs; invalid ones only count as defined.
+
+    ``complete`` is False when some spec file could not be read or parsed: references that file might satisfy
+    are then not reported as dangling."""
+    resolver = _Resolver(objects, complete)
     resolver.index()
     project_object = resolver.project(specs_root)
     if project_object is None:
@@ -287,7 +397,7 @@ def resolve(
     edges = sorted({
         ((spec_object.kind, spec_object.name), (target_kind, target))
         for spec_object in resolver.objects
-        for _, target_kind, target in references(spec_object.kind, spec_object.spec)
+        for _, target_kind, target in references(spec_object.kind, spec_object.spec, spec_object.name)
     })
     project = views[0].project if views else resolver.view(project_object, base_project.environments[0]).project
     return ProjectGraph(project, views, nodes, edges), resolver.problems

@@ -12,15 +12,25 @@ from .specs import SPEC_MODELS
 
 METADATA_SCHEMA: dict[str, Any] = {
     "type": "object",
+    "description": "Identity of the spec.",
     "required": ["name"],
     "additionalProperties": False,
     "properties": {
-        "name": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength": 63},
-        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
-        "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
-        "description": {"type": "string"},
+        "name": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength": 63,
+                 "description": "Name, unique per kind; a DNS label, since it becomes resource and file names."},
+        "labels": {"type": "object", "additionalProperties": {"type": "string"},
+                   "description": "Kubernetes labels, for people and selectors."},
+        "annotations": {"type": "object", "additionalProperties": {"type": "string"},
+                        "description": "Free-form notes."},
+        "description": {"type": "string", "description": "What the spec is for."},
     },
 }
+ENVIRONMENTS_DESCRIPTION = (
+    "Per-environment overrides merged onto spec: mappings merge key by key (null removes a key); lists of named "
+    "items (SLOs, drift checks, features, steps, inputs, environments, node pools, analysis metrics by `name`; "
+    "quality checks and gates by `metric`) merge item by item, and an item `{name: x, $patch: delete}` removes "
+    "one; any other list replaces the base list."
+)
 
 
 def json_schema() -> dict[str, Any]:
@@ -37,7 +47,7 @@ def json_schema() -> dict[str, Any]:
                     "spec": {"$ref": f"#/$defs/{model.__name__}"},
                     "environments": {
                         "type": "object",
-                        "description": "Per-environment overrides, deep-merged onto spec.",
+                        "description": ENVIRONMENTS_DESCRIPTION,
                         "additionalProperties": {"type": "object"},
                     },
                 }
@@ -51,11 +61,11 @@ def json_schema() -> dict[str, Any]:
         "required": ["apiVersion", "kind", "metadata", "spec"],
         "additionalProperties": False,
         "properties": {
-            "apiVersion": {"const": API_VERSION},
-            "kind": {"enum": list(SPEC_MODELS)},
+            "apiVersion": {"const": API_VERSION, "description": "Version of the spec language."},
+            "kind": {"enum": list(SPEC_MODELS), "description": "What the document describes."},
             "metadata": METADATA_SCHEMA,
-            "spec": {"type": "object"},
-            "environments": {"type": "object"},
+            "spec": {"type": "object", "description": "The kind's fields (`llmops explain KIND`)."},
+            "environments": {"type": "object", "description": ENVIRONMENTS_DESCRIPTION},
         },
         "allOf": by_kind,
         "$defs": definitions.get("$defs", {}),

@@ -1,9 +1,13 @@
 """Deterministic YAML text from plain values, in block style with literal multi-line strings.
 
 A small emitter for the shapes the targets build (mappings, lists, strings, numbers, booleans, null), about
-four times faster than PyYAML's representer, which dominated compile time. Quoting follows YAML 1.1's
-implicit resolvers (what Kubernetes' parser uses), so a string such as ``"on"``, ``"1.0"`` or ``"2026-01-01"``
-stays a string; every output is checked to load back equal in the tests.
+four times faster than PyYAML's representer, which dominated compile time. A string is written plain only when
+no YAML reader on the way to the cluster could take it for something else: not PyYAML's YAML 1.1 implicit
+resolvers, and not go-yaml v2's ``resolve`` (sigs.k8s.io/yaml: kubectl, ArgoCD, the API server), which also
+reads ``y``/``n`` as booleans, ``0o17`` and ``0x1F`` as integers, ``1_000`` as 1000, and a digit string with a
+leading zero that is not octal, such as the hash ``050677189993``, as a float. go-yaml v3 (kustomize) reads a
+subset of those as non-strings. A property test passes random strings and the generated files through
+kubectl's own decoder and compares every value.
 """
 
 from __future__ import annotations
@@ -24,12 +28,35 @@ _NOT_PRINTABLE = re.compile(
 _UNSAFE_INSIDE = re.compile(r"(: |:$| #|\t|[\x00-\x1f\x7f\x85\u2028\u2029\ufeff])")
 
 
+# go-yaml v2 `resolve.go` (v2.4.0; sigs.k8s.io/yaml), for plain scalars: words it maps to booleans, nulls and
+# special floats, and, for a scalar starting with a digit, sign or dot, what Go's ParseInt/ParseUint (base 0,
+# underscores removed) or the `yamlStyleFloat` expression accept.
+_GO_YAML_WORDS = frozenset((
+    "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "true", "True", "TRUE", "false", "False", "FALSE",
+    "on", "On", "ON", "off", "Off", "OFF", "~", "null", "Null", "NULL", ".nan", ".NaN", ".NAN", ".inf", ".Inf",
+    ".INF", "+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf", "-.INF", "<<",
+))
+_GO_INT = re.compile(r"[-+]?(0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|[0-9]+)")
+_GO_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
+
+
+def go_yaml_non_string(text: str) -> bool:
+    """Whether go-yaml v2 (kubectl, ArgoCD) or v3 (kustomize) could read the plain scalar ``text`` as something
+    other than a string. Errs on the side of quoting: every integer form is taken, whatever its range."""
+    if text in _GO_YAML_WORDS:
+        return True
+    if not text or text[0] not in "+-.0123456789":
+        return False
+    plain = text.replace("_", "")
+    return bool(_GO_INT.fullmatch(plain) or _GO_FLOAT.fullmatch(plain))
+
+
 @lru_cache(maxsize=65536)
 def _plain_is_safe(text: str) -> bool:
-    """Whether ``text`` can be written unquoted and still load back as the same string."""
+    """Whether ``text`` can be written unquoted and still load back as the same string, in Python and Go."""
     if not text or text != text.strip() or text[0] in _INDICATORS or text in ("~", "<<", "="):
         return False
-    if _UNSAFE_INSIDE.search(text) or not text.isprintable():
+    if _UNSAFE_INSIDE.search(text) or not text.isprintable() or go_yaml_non_string(text):
         return False
     return not any(regexp.match(text) for _, regexp in _IMPLICIT.get(text[0], []))
 

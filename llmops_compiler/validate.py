@@ -7,7 +7,6 @@ semantic checks (templates, JSON Schemas, cross-field rules). Cross-spec referen
 
 from __future__ import annotations
 
-import copy
 import difflib
 import re
 import types
@@ -18,47 +17,51 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from . import checks
+from . import checks, credentials
 from .conventions import API_VERSION
 from .diagnostics import Diagnostic, Position, did_you_mean
 from .load import SourceDocument, YamlPath, iter_paths
+from .overrides import merge_override, translate
 from .specs import SPEC_MODELS
 from .specs.common import LABEL_KEY, LABEL_VALUE, _dns_label
 
 ENVELOPE_KEYS = ("apiVersion", "kind", "metadata", "spec", "environments")
 METADATA_KEYS = ("name", "labels", "annotations", "description")
 
-SECRET_KEY = re.compile(
-    r"^(api[_-]?key|apikey|password|passwd|secret|client[_-]?secret|token|access[_-]?token|bearer[_-]?token|"
-    r"secret[_-]?key|access[_-]?key(_id)?|private[_-]?key|credentials?)$",
-    re.IGNORECASE,
-)
-SECRET_VALUE = re.compile(
-    r"(sk-[A-Za-z0-9_-]{16,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}|xox[abpr]-[A-Za-z0-9-]{10,}|"
-    r"-----BEGIN [A-Z ]*PRIVATE KEY-----|hf_[A-Za-z0-9]{30,})"
-)
-
-
 @dataclass(frozen=True)
 class Locator:
-    """Maps a path inside a spec to its position, preferring an environment override's own text."""
+    """Maps a path inside a (merged) spec to its position, preferring an environment override's own text."""
 
     document: SourceDocument
     environment: str | None = None
+    items: dict[YamlPath, tuple[YamlPath | None, YamlPath | None]] = field(default_factory=dict)
+    """Where each merged list item came from (see :mod:`.overrides`)."""
+
+    def written(self, spec_path: YamlPath) -> YamlPath:
+        """The document path that wrote ``spec_path``: in the override when it writes it, else in the spec."""
+        base, override = translate(spec_path, self.items)
+        if self.environment is not None and override is not None and spec_path:
+            in_override = ("environments", self.environment, *override)
+            if in_override in self.document.values or in_override in self.document.keys:
+                return in_override
+        return ("spec", *(base if base is not None else spec_path))
 
     def at(self, spec_path: YamlPath, at_key: bool = False, text_line: int = 0) -> Position:
         """Where ``spec_path`` is written; with ``text_line``, that line of the (multi-line) string there."""
-        path = ("spec", *spec_path)
-        if self.environment is not None and self.overrides(spec_path):
-            path = ("environments", self.environment, *spec_path)
+        path = self.written(spec_path)
+        if path[0] == "spec" and self.environment is not None:
+            # A path the override does not write itself, inside an item the override added: its nearest
+            # written ancestor is in the override.
+            base, override = translate(spec_path, self.items)
+            if base is None and override is not None:
+                path = ("environments", self.environment, *override)
         if text_line:
             return self.document.position_in_text(path, text_line)
         return self.document.position(path, at_key)
 
     def overrides(self, spec_path: YamlPath) -> bool:
         """Whether this environment's override writes ``spec_path`` itself."""
-        return (self.environment is not None and bool(spec_path)
-                and ("environments", self.environment, *spec_path) in self.document.values)
+        return self.environment is not None and bool(spec_path) and self.written(spec_path)[0] == "environments"
 
     def refused(self, spec_path: YamlPath) -> bool:
         """Whether ``spec_path`` lies in a value the loader refused (and reported): nothing to add there."""
@@ -81,6 +84,7 @@ class SpecObject:
     raw_spec: dict[str, Any]
     variants: dict[str, BaseModel] = field(default_factory=dict)
     raw_variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    merged_items: dict[str, dict[YamlPath, tuple[YamlPath | None, YamlPath | None]]] = field(default_factory=dict)
 
     @property
     def file(self) -> str:
@@ -93,7 +97,9 @@ class SpecObject:
         return self.raw_variants.get(environment, self.raw_spec)
 
     def locator(self, environment: str | None = None) -> Locator:
-        return Locator(self.document, environment if environment in self.variants else None)
+        if environment not in self.variants:
+            return Locator(self.document)
+        return Locator(self.document, environment, self.merged_items.get(environment, {}))
 
     def name_position(self) -> Position:
         return self.document.position(("metadata", "name"))
@@ -111,19 +117,6 @@ class InvalidSpec:
         return self.document.position(("metadata", "name"))
 
 
-def deep_merge(base: Any, override: Any) -> Any:
-    """Overrides win; mappings merge key by key; a ``null`` override removes the key; lists are replaced."""
-    if isinstance(base, dict) and isinstance(override, dict):
-        merged = dict(base)
-        for key, value in override.items():
-            if value is None:
-                merged.pop(key, None)
-            else:
-                merged[key] = deep_merge(base.get(key), value)
-        return merged
-    return copy.deepcopy(override)
-
-
 # --- pydantic errors → diagnostics -----------------------------------------------------------------
 
 def _unwrap(annotation: Any) -> list[Any]:
@@ -134,6 +127,79 @@ def _unwrap(annotation: Any) -> list[Any]:
     if origin in (typing.Union, types.UnionType):
         return [inner for arg in typing.get_args(annotation) for inner in _unwrap(arg)]
     return [annotation]
+
+
+def _types_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[Any]:
+    """The annotations a model accepts at ``loc`` (several for unions)."""
+    candidates: list[Any] = [model]
+    for element in loc:
+        following: list[Any] = []
+        for candidate in candidates:
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                for name, info in candidate.model_fields.items():
+                    if element in (info.alias, name):  # pydantic keeps a field's validators apart from its type
+                        following.append(typing.Annotated[(info.annotation, *info.metadata)]
+                                         if info.metadata else info.annotation)
+            elif typing.get_origin(candidate) is list and isinstance(element, int):
+                following.append(typing.get_args(candidate)[0])
+            elif typing.get_origin(candidate) is dict and isinstance(element, str):
+                following.append(typing.get_args(candidate)[1])
+        candidates = [inner for candidate in following for inner in _unwrap_keeping_constraints(candidate)]
+        if not candidates:
+            return []
+    return candidates
+
+
+def _unwrap_keeping_constraints(annotation: Any) -> list[Any]:
+    """The members of a union (each kept with its validators), or the annotation itself."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        inner = typing.get_args(annotation)[0]
+        if typing.get_origin(inner) in (typing.Union, types.UnionType):
+            return _unwrap_keeping_constraints(inner)
+        if typing.get_origin(inner) in (list, dict) or (isinstance(inner, type) and issubclass(inner, BaseModel)):
+            return [inner]
+        return [annotation]
+    if origin in (typing.Union, types.UnionType):
+        return [inner for arg in typing.get_args(annotation) for inner in _unwrap_keeping_constraints(arg)]
+    return [annotation]
+
+
+def _accepted(annotations: list[Any], value: Any) -> bool:
+    """Whether one of ``annotations`` accepts ``value`` (used to check a hint's fix before suggesting it)."""
+    from pydantic import TypeAdapter
+
+    for annotation in annotations:
+        try:
+            TypeAdapter(annotation).validate_python(value, strict=True)
+            return True
+        except (ValidationError, TypeError, ValueError):
+            continue
+        except Exception:  # a type the adapter cannot build: make no claim
+            continue
+    return False
+
+
+def _nested_home(model: type[BaseModel], loc: tuple[Any, ...], name: str) -> str | None:
+    """Where a misplaced field belongs, when it is a field of a block nested below ``loc`` (a dedented key):
+    the dotted path of that block relative to ``loc``, or None."""
+    queue: list[tuple[Any, tuple[str, ...]]] = [(candidate, ()) for candidate in _types_at(model, loc)]
+    seen: set[Any] = set()
+    while queue:
+        candidate, path = queue.pop(0)
+        for inner in _unwrap(candidate):
+            if typing.get_origin(inner) is list:
+                inner = _unwrap(typing.get_args(inner)[0])[0]
+            if not (isinstance(inner, type) and issubclass(inner, BaseModel)) or len(path) > 3:
+                continue
+            if path and any(name == (info.alias or field) for field, info in inner.model_fields.items()):
+                return ".".join(path)
+            if inner in seen:
+                continue
+            seen.add(inner)
+            for field_name, info in inner.model_fields.items():
+                queue.append((info.annotation, (*path, info.alias or field_name)))
+    return None
 
 
 def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
@@ -218,11 +284,19 @@ def _describe(value: Any) -> str:
     return f"{kind} `{_shown(value)}`"
 
 
-def _type_hint(error_type: str, value: Any) -> str:
-    """What to write instead, for the two type mistakes YAML makes easy: quotes missing or quotes too many."""
+def _type_hint(error_type: str, value: Any, annotations: list[Any]) -> str:
+    """What to write instead, for the type mistakes YAML makes easy: quotes missing or quotes too many, a
+    number where a duration with a unit is wanted. A fix is suggested only if the field would accept it."""
     if error_type == "string_type" and isinstance(value, bool | int | float):
-        return "put the value in quotes: without them YAML reads it as a " + (
-            "boolean" if isinstance(value, bool) else "number")
+        quoted = str(value).lower() if isinstance(value, bool) else str(value)
+        if not annotations or _accepted(annotations, quoted):
+            return "put the value in quotes: without them YAML reads it as a " + (
+                "boolean" if isinstance(value, bool) else "number")
+        if isinstance(value, int) and not isinstance(value, bool):
+            for unit in ("s", "m"):
+                if _accepted(annotations, f"{value}{unit}"):
+                    return f"write a duration with its unit, such as `{value}{unit}`"
+        return ""
     if error_type in ("int_type", "float_type") and isinstance(value, str) and _NUMERIC_TEXT.match(value):
         return "remove the quotes: quoted, YAML reads the value as text"
     if error_type == "bool_type" and isinstance(value, str) and value.lower() in _YAML11_BOOLEANS:
@@ -272,7 +346,10 @@ def pydantic_diagnostics(
         field_name = str(path[-1]) if path else "spec"
         if error_type == "extra_forbidden":
             allowed = _fields_at(model, tuple(path[:-1]))
-            hint = did_you_mean(field_name, allowed) or "remove it"
+            home = _nested_home(model, tuple(path[:-1]), field_name)
+            hint = did_you_mean(field_name, allowed) or (
+                f"`{field_name}` is a field of `{home}`: indent it under `{home.rsplit('.', 1)[-1]}:`" if home
+                else "remove it")
             where = f"`{'.'.join(map(str, path[:-1]))}`" if len(path) > 1 else f"{kind} spec"
             yield Diagnostic(locator.at(path, at_key=True), "LLM101", f"unknown field `{field_name}` in {where}", hint)
         elif error_type == "missing":
@@ -289,7 +366,8 @@ def pydantic_diagnostics(
             yield Diagnostic(locator.at(path[:-1]), "LLM102", f"missing required field `{field_name}`", hint)
         elif error_type in _TYPE_WORDS:
             message = f"`{field_name}` must be {_TYPE_WORDS[error_type]}, got {_describe(item['input'])}"
-            yield Diagnostic(locator.at(path), "LLM103", message, _type_hint(error_type, item["input"]))
+            hint = _type_hint(error_type, item["input"], _types_at(model, tuple(path)))
+            yield Diagnostic(locator.at(path), "LLM103", message, hint)
         elif error_type == "literal_error":
             expected = re.findall(r"'([^']*)'", str(item.get("ctx", {}).get("expected", "")))
             message = f"`{field_name}` is `{_shown(item['input'])}`, which is not allowed"
@@ -360,12 +438,12 @@ def _envelope_diagnostics(document: SourceDocument) -> list[Diagnostic]:
                 report(("metadata", mapping_key), "LLM103", f"`{mapping_key}` must be a mapping")
                 continue
             for key, value in mapping.items():
-                if not LABEL_KEY.match(key):
+                if not LABEL_KEY.fullmatch(key):
                     report(("metadata", mapping_key, key), "LLM113", f"`{key}` is not a valid {what} key", at_key=True)
                 if not isinstance(value, str):
                     report(("metadata", mapping_key, key), "LLM113", f"{what} `{key}` must be a string",
                            'quote it, e.g. `"true"`')
-                elif mapping_key == "labels" and not LABEL_VALUE.match(value):
+                elif mapping_key == "labels" and not LABEL_VALUE.fullmatch(value):
                     report(("metadata", mapping_key, key), "LLM113",
                            f"`{value}` is not a valid label value (at most 63 of [A-Za-z0-9-_.])")
     if "spec" not in data or data["spec"] is None:
@@ -387,22 +465,45 @@ def _envelope_diagnostics(document: SourceDocument) -> list[Diagnostic]:
 
 
 def secret_diagnostics(document: SourceDocument) -> Iterator[Diagnostic]:
-    """Plaintext secrets: a secret-like key with a string value, or a string that looks like a credential."""
-    for path, value in iter_paths(document.data):
-        if not isinstance(value, str) or not path:
+    """Plaintext secrets: a secret-named key with a string value, a value in a credential format, a URL with a
+    password or a secret query parameter, a Tool schema that asks the model for a credential."""
+    data = document.data
+    for path, value in iter_paths(data):
+        if not path:
             continue
         key = path[-1]
-        if isinstance(key, str) and SECRET_KEY.match(key) and value:
+        if isinstance(value, str) and isinstance(key, str) and value and credentials.is_secret_name(key):
             yield Diagnostic(
                 document.position(path), "LLM401", f"`{key}` holds a plaintext secret",
                 "never put secrets in specs: reference a Kubernetes Secret, e.g. "
                 "`secretRef: {name: my-secret, key: " + key + "}`",
             )
-        elif SECRET_VALUE.search(value):
-            yield Diagnostic(
-                document.position(path), "LLM402", "this value looks like a credential (API key, token or private key)",
-                "move it into a Kubernetes Secret and reference it with `secretRef: {name: ..., key: ...}`",
-            )
+            continue
+        if not isinstance(value, str):
+            continue
+        found = credentials.credential_types(value)
+        if found:
+            what = " and ".join(found)
+            hint = ("remove the credentials from the URL and give them as a Secret reference (e.g. the Project's "
+                    "`mlflow.credentials`)" if found == ["Basic Auth Credentials"] else
+                    "move it into a Kubernetes Secret and reference it with `secretRef: {name: ..., key: ...}`")
+            yield Diagnostic(document.position(path), "LLM402",
+                             f"this value holds a credential ({what}, found by detect-secrets)", hint)
+            continue
+        parameters = credentials.secret_query_parameters(value)
+        if parameters:
+            names = ", ".join(f"`{name}`" for name in parameters)
+            yield Diagnostic(document.position(path), "LLM402",
+                             f"this URL passes a secret in its query string ({names})",
+                             "drop the parameter and give the credential as a Secret reference")
+    if isinstance(data, dict) and data.get("kind") == "Tool" and isinstance(data.get("spec"), dict):
+        for field_name in ("parameters", "output"):
+            for schema_path, name in credentials.schema_secret_properties(data["spec"].get(field_name)):
+                yield Diagnostic(
+                    document.position(("spec", field_name, *schema_path), at_key=True), "LLM403",
+                    f"tool {'parameter' if field_name == 'parameters' else 'output'} `{name}` carries a credential "
+                    "through the model", "let the app authenticate to the tool with `auth.secretRef` instead",
+                )
 
 
 # --- documents → spec objects ----------------------------------------------------------------------
@@ -451,13 +552,19 @@ def validate_document(document: SourceDocument) -> tuple[SpecObject | InvalidSpe
     problems.extend(spec_problems)
     variants: dict[str, BaseModel] = {}
     raw_variants: dict[str, dict[str, Any]] = {}
+    merged_items: dict[str, dict[YamlPath, tuple[YamlPath | None, YamlPath | None]]] = {}
     for environment, override in sorted(data.get("environments", {}).items()):
-        merged = deep_merge(raw_spec, override)
-        variant, variant_problems = _validate_spec(kind, merged, Locator(document, environment))
+        merged = merge_override(raw_spec, override, SPEC_MODELS[kind])
+        for path, message, hint in merged.problems:
+            problems.append(Diagnostic(document.position(("environments", environment, *path), at_key=True),
+                                       "LLM120", message, hint))
+        locator = Locator(document, environment, merged.items)
+        variant, variant_problems = _validate_spec(kind, merged.data, locator)
         problems.extend(variant_problems)
         if variant is not None:
             variants[environment] = variant
-            raw_variants[environment] = merged
+            raw_variants[environment] = merged.data
+            merged_items[environment] = merged.items
     if spec is None or problems or document.refused:
         return _invalid(document), problems
     spec_object = SpecObject(
@@ -470,6 +577,7 @@ def validate_document(document: SourceDocument) -> tuple[SpecObject | InvalidSpe
         raw_spec=raw_spec,
         variants=variants,
         raw_variants=raw_variants,
+        merged_items=merged_items,
     )
     return spec_object, []
 

@@ -164,7 +164,7 @@ def test_independent_mistakes_in_different_files_are_reported_together(cli: Cli)
     assert reported == {
         ("specs/models/support-llm.yaml", "LLM106"),
         ("specs/prompts/answer.yaml", "LLM221"),
-        ("specs/rollouts/support-llm.yaml", "LLM272"),
+        ("specs/rollouts/support-llm.state.yaml", "LLM319"),
     }
 
 

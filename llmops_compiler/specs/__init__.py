@@ -10,7 +10,7 @@ from .model import ModelSpec
 from .monitor import MonitorSpec
 from .project import ProjectSpec
 from .prompt import PromptSpec
-from .rollout import RolloutPolicySpec
+from .rollout import RolloutPolicySpec, RolloutStateSpec
 from .tool import ToolSpec
 
 SPEC_MODELS: dict[str, type[BaseModel]] = {
@@ -22,6 +22,7 @@ SPEC_MODELS: dict[str, type[BaseModel]] = {
     "KnowledgeBase": KnowledgeBaseSpec,
     "Monitor": MonitorSpec,
     "RolloutPolicy": RolloutPolicySpec,
+    "RolloutState": RolloutStateSpec,
 }
 KINDS = tuple(SPEC_MODELS)
 
@@ -35,5 +36,6 @@ __all__ = [
     "ProjectSpec",
     "PromptSpec",
     "RolloutPolicySpec",
+    "RolloutStateSpec",
     "ToolSpec",
 ]

@@ -2,77 +2,148 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from .common import DnsLabel, Duration, LabelKey, Resources, StrictModel, Toleration, Url
+from .common import (
+    DnsLabel,
+    Duration,
+    LabelKey,
+    LabelValue,
+    Line,
+    MlflowAlias,
+    Resources,
+    StrictModel,
+    Toleration,
+    Url,
+)
 
 EVALUATION_METRICS = ("exact_match", "token_f1", "rouge_l", "perplexity", "judge")
 LOWER_IS_BETTER = frozenset({"perplexity"})
+MODULE_NAME = r"^[A-Za-z0-9_.*\[\]-]+$"
 
 
 class ServiceRef(StrictModel):
+    """The Kubernetes Service that serves the model (the app team's own, or the one the compiler generates)."""
+
     name: DnsLabel
+    """Service name."""
     port: int = Field(ge=1, le=65535)
+    """Service port of the OpenAI-compatible API."""
     namespace: DnsLabel | None = None
+    """Namespace of the Service (default: the environment's namespace); it must be one of the environments'."""
 
 
 class Serving(StrictModel):
+    """How the model is served and which MLflow aliases name the serving versions."""
+
     service: ServiceRef
-    stable_alias: str = "stable"
-    candidate_alias: str = "candidate"
+    """Where requests for the model go."""
+    stable_alias: MlflowAlias = "stable"
+    """MLflow alias of the version serving all traffic (moved only by a promotion)."""
+    candidate_alias: MlflowAlias = "candidate"
+    """MLflow alias `register` puts on a new version (must differ from `stableAlias`)."""
     version_label: LabelKey = "version"
+    """Pod label that tells the serving versions apart (Istio subsets select on it)."""
 
 
 class LoraConfig(StrictModel):
+    """Low-rank adaptation settings (peft's `LoraConfig`)."""
+
     r: int = Field(gt=0, le=1024)
+    """Rank of the update matrices."""
     alpha: int = Field(gt=0)
+    """Scaling numerator: updates are scaled by `alpha / r`."""
     dropout: float = Field(ge=0, lt=1, default=0.05)
-    target_modules: list[str] = []
+    """Dropout on the adapter's input."""
+    target_modules: list[Annotated[str, Field(pattern=MODULE_NAME, max_length=256)]] = []
+    """Module names to adapt (e.g. `q_proj`, `v_proj`); empty for peft's default for the architecture. A name that
+    matches no module of the model fails the tuning step."""
 
 
 class Tuning(StrictModel):
+    """How a retrain fine-tunes the base model."""
+
     method: Literal["lora", "qlora", "full"]
+    """`lora` (adapter), `qlora` (4-bit base on a CUDA GPU) or `full` fine-tuning."""
     lora: LoraConfig | None = None
+    """Adapter settings, for `lora` and `qlora`."""
     dataset: Url
+    """Training data: prompt/completion JSONL (`s3://`, `gs://` or `https://`)."""
     epochs: int = Field(gt=0, le=1000, default=1)
+    """Passes over the training data."""
     learning_rate: float = Field(gt=0, lt=1, default=2e-4)
+    """Optimizer learning rate."""
     max_steps: int = Field(ge=-1, default=-1)
-    batch_size: int = Field(gt=0, default=8)
+    """Stop after this many optimizer steps (-1: no limit)."""
+    batch_size: int = Field(gt=0, le=4096, default=8)
+    """Examples per optimizer step."""
     seed: int = 42
+    """Random seed, for reproducible runs."""
     resources: Resources = Resources()
-    node_selector: dict[str, str] = {}
+    """Requests and limits of the tuning and evaluation pods (GPUs as `nvidia.com/gpu`)."""
+    node_selector: dict[LabelKey, LabelValue] = {}
+    """Node labels the tuning and evaluation pods need (the GPU node type)."""
     tolerations: list[Toleration] = []
+    """Taints of the GPU nodes the pods tolerate."""
     timeout: Duration = "6h"
+    """Longest a whole retrain may take, retries included; also the cooldown: a model is not retrained again
+    within this time of its last retrain's start."""
     retries: int = Field(ge=0, le=10, default=2)
+    """Retries of a step that failed for a passing reason (pod evicted, MLflow down); a failed gate never
+    retries."""
 
 
 class Gate(StrictModel):
     """A condition on one evaluation metric that must hold before the model is registered."""
 
-    metric: str
+    merge_key: ClassVar[str] = "metric"
+
+    metric: Line
+    """The metric (one of `evaluation.metrics`)."""
     min: float | None = None
+    """The metric must be at least this."""
     max: float | None = None
+    """The metric must be at most this."""
     max_regression: float | None = Field(default=None, ge=0)
+    """The metric may be worse than the stable version's by at most this much."""
 
 
 class Evaluation(StrictModel):
+    """How a tuned model is evaluated before it is registered."""
+
     dataset: Url
-    metrics: list[str] = Field(min_length=1)
+    """Evaluation data: prompt/completion JSONL."""
+    metrics: Annotated[list[Line], Field(min_length=1)]
+    """Metrics to compute: `exact_match`, `token_f1`, `rouge_l`, `perplexity`, `judge`."""
     gates: list[Gate] = []
+    """Conditions that must all hold; a failed gate stops the retrain before registration."""
     judge_url: Url | None = None
+    """OpenAI-compatible endpoint of the LLM judge, for the `judge` metric."""
     max_new_tokens: int = Field(gt=0, le=4096, default=64)
+    """Tokens generated per evaluation prompt."""
 
 
 class Quantization(StrictModel):
+    """Optional quantization of the tuned model before registration."""
+
     method: Literal["int8-dynamic"] = "int8-dynamic"
+    """Quantization method (int8 dynamic quantization on CPU)."""
 
 
 class ModelSpec(StrictModel):
-    base_model: str = Field(min_length=1)
-    registered_model: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    """A model: its base, where it is registered, how it is served, tuned and evaluated."""
+
+    base_model: Annotated[str, Field(min_length=1, max_length=512, pattern=r"^[^\s\x00-\x1f\x7f]+$")]
+    """Base model: a URI (`s3://...`) or a hub name baked into the runtime image."""
+    registered_model: Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+    """Registered-model name in MLflow's registry."""
     serving: Serving | None = None
+    """How the model is served (needed for rollouts and SLO rules by namespace)."""
     tuning: Tuning | None = None
+    """How a retrain fine-tunes the model."""
     evaluation: Evaluation | None = None
+    """How a tuned model is evaluated before registration."""
     quantization: Quantization | None = None
+    """Quantize the tuned model before registering it."""

@@ -217,7 +217,7 @@ def test_example_tune_template_carries_the_spec(example: api.Build) -> None:
         "requests": {"cpu": "8", "memory": "48Gi", "nvidia.com/gpu": "1"},
         "limits": {"memory": "64Gi", "nvidia.com/gpu": "1"},
     }
-    assert tune["nodeSelector"] == {"node.kubernetes.io/instance-type": "g5.2xlarge"}
+    assert tune["nodeSelector"] == {"node.kubernetes.io/instance-type": "g5.4xlarge"}
     assert tune["tolerations"] == [{"effect": "NoSchedule", "key": "nvidia.com/gpu", "operator": "Exists"}]
     base_model = next(item for item in tune["inputs"]["artifacts"] if item["name"] == "base-model")
     assert base_model["s3"] == {"bucket": "acme-models", "key": "base/llama-3.1-8b-instruct",

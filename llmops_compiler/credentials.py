@@ -1,0 +1,119 @@
+"""Credentials in spec values, found by Yelp's detect-secrets and by the structure of URLs.
+
+Specs never hold secrets: they name Kubernetes Secrets instead. A value is refused when
+
+- a detect-secrets plugin recognises a credential format in it (cloud keys, GitHub/GitLab/Slack/OpenAI/Stripe
+  tokens and webhooks, JWTs, private keys, passwords in URLs, ...), plus two formats detect-secrets has no
+  plugin for, written as plugins of its own kind (:class:`GoogleApiKeyDetector`, :class:`HuggingFaceDetector`);
+- it is a URL whose query string carries a secret-named parameter (``?token=``, ``?api_key=``).
+
+Entropy and keyword plugins are left out: specs are full of hashes, digests and names that would trip them.
+detect-secrets (and the ``requests`` it imports) is loaded only when some value could hold a credential at all
+(:data:`CANDIDATE`); scanning costs about 10 µs a value, so values that cannot are skipped.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from collections.abc import Iterator
+from functools import lru_cache
+from typing import Any
+
+# Names of keys (and URL query parameters) that hold secrets.
+SECRET_NAME = re.compile(
+    r"(api[_-]?key|apikey|password|passwd|pwd|secret|client[_-]?secret|token|access[_-]?token|auth[_-]?token|"
+    r"bearer[_-]?token|secret[_-]?key|access[_-]?key(_id)?|private[_-]?key|credentials?|sig|signature)",
+    re.IGNORECASE,
+)
+# Every format the plugins below recognise holds a run of 16 such characters, a `//user:pass@` or a PEM
+# header; a value without any of them is not scanned.
+CANDIDATE = re.compile(r"[A-Za-z0-9_\-.+/=:]{16}|://[^/\s]*@|-----BEGIN")
+
+PLUGIN_MODULES = {
+    "aws": "AWSKeyDetector",
+    "azure_storage_key": "AzureStorageKeyDetector",
+    "basic_auth": "BasicAuthDetector",
+    "discord": "DiscordBotTokenDetector",
+    "github_token": "GitHubTokenDetector",
+    "gitlab_token": "GitLabTokenDetector",
+    "jwt": "JwtTokenDetector",
+    "mailchimp": "MailchimpDetector",
+    "npm": "NpmDetector",
+    "openai": "OpenAIDetector",
+    "private_key": "PrivateKeyDetector",
+    "pypi_token": "PypiTokenDetector",
+    "sendgrid": "SendGridDetector",
+    "slack": "SlackDetector",
+    "square_oauth": "SquareOAuthDetector",
+    "stripe": "StripeDetector",
+    "telegram_token": "TelegramBotTokenDetector",
+    "twilio": "TwilioKeyDetector",
+}
+
+
+@lru_cache(maxsize=1)
+def _plugins() -> list[Any]:
+    import importlib
+
+    from detect_secrets.plugins.base import RegexBasedDetector
+
+    class GoogleApiKeyDetector(RegexBasedDetector):
+        """Google API keys (`AIza` and 35 characters), as Google documents their format."""
+
+        secret_type = "Google API Key"
+        denylist = [re.compile(r"AIza[0-9A-Za-z\-_]{35}")]
+
+    class HuggingFaceDetector(RegexBasedDetector):
+        """Hugging Face access tokens (`hf_` and at least 30 letters and digits)."""
+
+        secret_type = "Hugging Face Token"
+        denylist = [re.compile(r"\bhf_[A-Za-z0-9]{30,}\b")]
+
+    plugins = [getattr(importlib.import_module(f"detect_secrets.plugins.{module}"), name)()
+               for module, name in PLUGIN_MODULES.items()]
+    return [*plugins, GoogleApiKeyDetector(), HuggingFaceDetector()]
+
+
+def credential_types(value: str) -> list[str]:
+    """The credential formats detect-secrets recognises in ``value`` (empty when none)."""
+    if not CANDIDATE.search(value):
+        return []
+    return sorted({plugin.secret_type for plugin in _plugins() if any(True for _ in plugin.analyze_string(value))})
+
+
+def secret_query_parameters(value: str) -> list[str]:
+    """Secret-named query parameters of a URL value (``https://host/path?token=...``)."""
+    if "://" not in value or "?" not in value:
+        return []
+    try:
+        query = urllib.parse.urlsplit(value).query
+    except ValueError:
+        return []
+    return sorted({name for name, item in urllib.parse.parse_qsl(query, keep_blank_values=False)
+                   if item and SECRET_NAME.fullmatch(name.strip())})
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a key such as ``api_key``, ``password`` or ``clientSecret`` names a secret."""
+    return bool(SECRET_NAME.fullmatch(_snake(name)) or SECRET_NAME.fullmatch(name))
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+
+
+def schema_secret_properties(schema: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...],
+                                                                                                 str]]:
+    """Properties of a JSON Schema (at any depth) whose names ask for a secret: (path of the name, name)."""
+    if isinstance(schema, dict):
+        properties = schema.get("properties")
+        if isinstance(properties, dict):
+            for name in properties:
+                if isinstance(name, str) and is_secret_name(name):
+                    yield (*path, "properties", name), name
+        for key, value in schema.items():
+            yield from schema_secret_properties(value, (*path, key))
+    elif isinstance(schema, list):
+        for index, value in enumerate(schema):
+            yield from schema_secret_properties(value, (*path, index))
