@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import types
 import typing
 from typing import Any
 
@@ -11,6 +10,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from .annotations import unwrap
 from .diagnostics import did_you_mean
 from .specs import SPEC_MODELS
 
@@ -29,18 +29,9 @@ class ExplainError(Exception):
     """An unknown kind or field; the message says which and suggests the closest."""
 
 
-def _unwrap(annotation: Any) -> list[Any]:
-    origin = typing.get_origin(annotation)
-    if origin is typing.Annotated:
-        return _unwrap(typing.get_args(annotation)[0])
-    if origin in (typing.Union, types.UnionType):
-        return [inner for arg in typing.get_args(annotation) for inner in _unwrap(arg)]
-    return [annotation]
-
-
 def _model_of(annotation: Any) -> type[BaseModel] | None:
     """The model a field holds directly, or as the items of a list or the values of a mapping."""
-    for inner in _unwrap(annotation):
+    for inner in unwrap(annotation):
         if isinstance(inner, type) and issubclass(inner, BaseModel):
             return inner
         if typing.get_origin(inner) in (list, dict):
@@ -53,7 +44,7 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
 def type_name(annotation: Any) -> str:
     """A short, human type: ``string``, ``integer``, ``[]SLO``, ``map[string]string``, ``one of a|b``."""
     names = []
-    for inner in _unwrap(annotation):
+    for inner in unwrap(annotation):
         origin = typing.get_origin(inner)
         if inner is type(None):
             continue

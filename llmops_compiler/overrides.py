@@ -14,13 +14,13 @@ when the override wrote it, and in the base spec otherwise.
 from __future__ import annotations
 
 import copy
-import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
 
+from .annotations import unwrap
 from .load import YamlPath
 
 PATCH_KEY = "$patch"
@@ -38,18 +38,9 @@ class Merged:
     """(path in the override, message, hint)."""
 
 
-def _unwrap(annotation: Any) -> list[Any]:
-    origin = typing.get_origin(annotation)
-    if origin is typing.Annotated:
-        return _unwrap(typing.get_args(annotation)[0])
-    if origin in (typing.Union, types.UnionType):
-        return [inner for arg in typing.get_args(annotation) for inner in _unwrap(arg)]
-    return [annotation]
-
-
 def _field_type(model: Any, key: str) -> Any:
     """The annotation of the field written ``key`` (its alias) in ``model``, or None."""
-    for candidate in _unwrap(model):
+    for candidate in unwrap(model):
         if isinstance(candidate, type) and issubclass(candidate, BaseModel):
             for name, info in candidate.model_fields.items():
                 if key in (info.alias, name):
@@ -61,10 +52,10 @@ def _field_type(model: Any, key: str) -> Any:
 
 def merge_key(list_type: Any) -> tuple[str | None, Any]:
     """The merge key of a list's items (None for a list that is replaced) and the item type."""
-    for candidate in _unwrap(list_type):
+    for candidate in unwrap(list_type):
         if typing.get_origin(candidate) is list:
             item = typing.get_args(candidate)[0]
-            for inner in _unwrap(item):
+            for inner in unwrap(item):
                 if isinstance(inner, type) and issubclass(inner, BaseModel):
                     return getattr(inner, "merge_key", None), item
             return None, item

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from . import checks, credentials
+from .annotations import unwrap
 from .conventions import API_VERSION
 from .diagnostics import Diagnostic, Position, did_you_mean
 from .load import SourceDocument, YamlPath, iter_paths
@@ -119,16 +120,6 @@ class InvalidSpec:
 
 # --- pydantic errors → diagnostics -----------------------------------------------------------------
 
-def _unwrap(annotation: Any) -> list[Any]:
-    """The concrete types inside Optional/Union/Annotated/list/dict annotations."""
-    origin = typing.get_origin(annotation)
-    if origin is typing.Annotated:
-        return _unwrap(typing.get_args(annotation)[0])
-    if origin in (typing.Union, types.UnionType):
-        return [inner for arg in typing.get_args(annotation) for inner in _unwrap(arg)]
-    return [annotation]
-
-
 def _types_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[Any]:
     """The annotations a model accepts at ``loc`` (several for unions)."""
     candidates: list[Any] = [model]
@@ -144,24 +135,24 @@ def _types_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[Any]:
                 following.append(typing.get_args(candidate)[0])
             elif typing.get_origin(candidate) is dict and isinstance(element, str):
                 following.append(typing.get_args(candidate)[1])
-        candidates = [inner for candidate in following for inner in _unwrap_keeping_constraints(candidate)]
+        candidates = [inner for candidate in following for inner in __unwrap_keeping_constraints(candidate)]
         if not candidates:
             return []
     return candidates
 
 
-def _unwrap_keeping_constraints(annotation: Any) -> list[Any]:
+def __unwrap_keeping_constraints(annotation: Any) -> list[Any]:
     """The members of a union (each kept with its validators), or the annotation itself."""
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
         inner = typing.get_args(annotation)[0]
         if typing.get_origin(inner) in (typing.Union, types.UnionType):
-            return _unwrap_keeping_constraints(inner)
+            return __unwrap_keeping_constraints(inner)
         if typing.get_origin(inner) in (list, dict) or (isinstance(inner, type) and issubclass(inner, BaseModel)):
             return [inner]
         return [annotation]
     if origin in (typing.Union, types.UnionType):
-        return [inner for arg in typing.get_args(annotation) for inner in _unwrap_keeping_constraints(arg)]
+        return [inner for arg in typing.get_args(annotation) for inner in __unwrap_keeping_constraints(arg)]
     return [annotation]
 
 
@@ -187,9 +178,9 @@ def _nested_home(model: type[BaseModel], loc: tuple[Any, ...], name: str) -> str
     seen: set[Any] = set()
     while queue:
         candidate, path = queue.pop(0)
-        for inner in _unwrap(candidate):
+        for inner in unwrap(candidate):
             if typing.get_origin(inner) is list:
-                inner = _unwrap(typing.get_args(inner)[0])[0]
+                inner = unwrap(typing.get_args(inner)[0])[0]
             if not (isinstance(inner, type) and issubclass(inner, BaseModel)) or len(path) > 3:
                 continue
             if path and any(name == (info.alias or field) for field, info in inner.model_fields.items()):
@@ -204,24 +195,11 @@ def _nested_home(model: type[BaseModel], loc: tuple[Any, ...], name: str) -> str
 
 def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     """The YAML field names a model accepts at ``loc`` (for "did you mean" on unknown keys)."""
-    candidates: list[Any] = [model]
-    for element in loc:
-        following: list[Any] = []
-        for candidate in candidates:
-            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-                for name, info in candidate.model_fields.items():
-                    if element in (info.alias, name):
-                        following.extend(_unwrap(info.annotation))
-            elif typing.get_origin(candidate) is list and isinstance(element, int):
-                following.extend(_unwrap(typing.get_args(candidate)[0]))
-            elif typing.get_origin(candidate) is dict and isinstance(element, str):
-                following.extend(_unwrap(typing.get_args(candidate)[1]))
-        if following:
-            candidates = following
     names: list[str] = []
-    for candidate in candidates:
-        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-            names.extend(info.alias or name for name, info in candidate.model_fields.items())
+    for candidate in _types_at(model, loc):
+        for inner in unwrap(candidate):
+            if isinstance(inner, type) and issubclass(inner, BaseModel):
+                names.extend(info.alias or name for name, info in inner.model_fields.items())
     return names
 
 
