@@ -107,6 +107,7 @@ TUNE_PARAM_REASON: Final = "reason"
 TUNE_PARAM_ALERT: Final = "source-alert"
 TUNE_PARAM_FEATURE: Final = "feature"
 TUNE_PARAM_GIT_COMMIT: Final = "git-commit"
+TUNE_PARAM_FORCE: Final = "force"
 # The commit does not exist yet when the compiler runs: whoever submits a run (a Sensor, CI) passes the commit
 # of the specs it was built from; `unknown` marks a run started by hand or a content-identified one.
 UNKNOWN_COMMIT: Final = "unknown"
@@ -117,10 +118,20 @@ LABEL_SLO: Final = "slo"
 LABEL_CHECK: Final = "check"
 LABEL_NAMESPACE: Final = "namespace"
 LABEL_ALERTNAME: Final = "alertname"
+# The owner of every series, alert, route and trigger: (project, namespace, monitor[, check]). Owners sharing a
+# Prometheus, Alertmanager or Pushgateway select only their own. Pushed scores carry the namespace as
+# `llmops_namespace`: a pushed `namespace` would clash with the label Prometheus puts on the Pushgateway target.
+LABEL_PROJECT: Final = "llmops_project"
+LABEL_MONITOR: Final = "llmops_monitor"
+LABEL_PUSHED_NAMESPACE: Final = "llmops_namespace"
+LABEL_PUSH_JOB: Final = "job"
+PUSH_TIME_METRIC: Final = "push_time_seconds"  # the Pushgateway's own gauge: when a group was last pushed
 
 ALERT_SLO_BURN: Final = "LLMErrorBudgetBurn"
 ALERT_DRIFT: Final = "LLMFeatureDrift"
 ALERT_QUALITY: Final = "LLMQualityBelowMinimum"
+ALERT_SCORE_STALE: Final = "LLMScoreStale"
+ALERT_SCORE_MISSING: Final = "LLMScoreMissing"
 
 ALERT_ANNOTATION_SUMMARY: Final = "summary"
 ALERT_ANNOTATION_DESCRIPTION: Final = "description"
@@ -143,7 +154,8 @@ EVENTS_RECEIVER: Final = "llmops-argo-events"
 NOTIFY_RECEIVER: Final = "llmops-notify"
 # Labels a notification groups alerts by; the Sensor reads them from the payload's `commonLabels`.
 ALERT_GROUP_BY: Final = (
-    "alertname", "model", "environment", "llmops_action", "slo", "feature", "metric", "severity",
+    "alertname", "llmops_project", "llmops_monitor", "model", "environment", "llmops_action", "slo", "check",
+    "feature", "metric", "severity",
 )
 
 # Argo Events: the webhook that receives Alertmanager's notifications.

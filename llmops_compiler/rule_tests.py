@@ -94,6 +94,12 @@ def _gauge(metric: str, labels: dict[str, str], value: Fraction, steps: int) -> 
     return {"series": prometheus.selector(metric, labels), "values": f"{_increment(value)}x{steps}"}
 
 
+def _push_times(labels: dict[str, str], steps: int) -> Body:
+    """``push_time_seconds`` of a group pushed at every step: always fresh, so no staleness alert fires."""
+    return {"series": prometheus.selector(conventions.PUSH_TIME_METRIC, labels),
+            "values": f"0+{INTERVAL_MINUTES * 60}x{steps}"}
+
+
 # --- input series ---------------------------------------------------------------------------------------
 
 def traffic_series(monitor: MonitorSpec, ctx: prometheus.RuleContext, traffic: Traffic, steps: int) -> list[Body]:
@@ -122,14 +128,13 @@ def score_series(monitor: MonitorSpec, ctx: prometheus.RuleContext, steps: int,
     ``degraded``."""
     series = []
     for check in monitor.drift:
-        labels = {conventions.LABEL_MODEL: ctx.model, conventions.LABEL_FEATURE: check.feature,
-                  conventions.LABEL_METHOD: check.method, conventions.LABEL_ENVIRONMENT: ctx.environment,
-                  "job": conventions.PUSH_JOB_DRIFT}
+        labels = {**prometheus.drift_series_labels(check, ctx), "job": conventions.PUSH_JOB_DRIFT}
         series.append(_gauge(ctx.metrics.drift_score, labels, drift_score(check.threshold, check.name == drifted),
                              steps))
+        push_time = {**ctx.pushed_identity(check.name), "job": conventions.PUSH_JOB_DRIFT}
+        series.append(_push_times(push_time, steps))
     for quality in monitor.quality:
-        labels = {conventions.LABEL_MODEL: ctx.model, conventions.LABEL_METRIC: quality.metric,
-                  conventions.LABEL_ENVIRONMENT: ctx.environment, "job": conventions.PUSH_JOB_QUALITY}
+        labels = {**prometheus.quality_series_labels(quality, ctx), "job": conventions.PUSH_JOB_QUALITY}
         series.append(_gauge(ctx.metrics.quality_score, labels,
                              quality_score(quality.minimum, quality.metric == degraded), steps))
     return series

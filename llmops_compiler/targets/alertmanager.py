@@ -87,7 +87,10 @@ def route(view: EnvironmentView, monitor: ResolvedSpec[MonitorSpec]) -> Body:
         "groupWait": GROUP_WAIT,
         "groupInterval": GROUP_INTERVAL,
         "repeatInterval": REPEAT_INTERVAL,
+        # This monitor's alerts only: a second monitor of the same model has its own route and webhook.
         "matchers": [
+            matcher(conventions.LABEL_PROJECT, view.project.name),
+            matcher(conventions.LABEL_MONITOR, monitor.name),
             matcher(conventions.LABEL_MODEL, spec.model),
             matcher(conventions.LABEL_ENVIRONMENT, view.name),
         ],
@@ -102,7 +105,8 @@ def inhibit_rules(view: EnvironmentView, monitor: ResolvedSpec[MonitorSpec]) -> 
     return [{
         "sourceMatch": [matcher(conventions.LABEL_TIER, conventions.SEVERITY_PAGE)],
         "targetMatch": [matcher(conventions.LABEL_TIER, conventions.SEVERITY_TICKET)],
-        "equal": [conventions.LABEL_MODEL, conventions.LABEL_ENVIRONMENT, conventions.LABEL_SLO],
+        "equal": [conventions.LABEL_PROJECT, conventions.LABEL_MONITOR, conventions.LABEL_MODEL,
+                  conventions.LABEL_ENVIRONMENT, conventions.LABEL_SLO],
     }]
 
 

@@ -77,12 +77,15 @@ def _exactly(value: str) -> str:
     return "^" + value.replace(".", "\\.") + "$"
 
 
-def dependency_filters(monitor: MonitorSpec, environment: str, action: str) -> list[Body]:
+def dependency_filters(view: EnvironmentView, monitor: ResolvedSpec[MonitorSpec], action: str) -> list[Body]:
+    """Only firing alerts of exactly this owner (project, monitor), model, environment and action pass."""
     labels = "body.commonLabels."
     wanted = [
         ("body.status", "firing"),
-        (labels + conventions.LABEL_MODEL, monitor.model),
-        (labels + conventions.LABEL_ENVIRONMENT, environment),
+        (labels + conventions.LABEL_PROJECT, view.project.name),
+        (labels + conventions.LABEL_MONITOR, monitor.name),
+        (labels + conventions.LABEL_MODEL, monitor.spec.model),
+        (labels + conventions.LABEL_ENVIRONMENT, view.name),
         (labels + conventions.LABEL_ACTION, action),
     ]
     return [{"path": path, "type": "string", "value": [_exactly(value)]} for path, value in wanted]
@@ -158,7 +161,7 @@ def alert_sensor(view: EnvironmentView, monitor: ResolvedSpec[MonitorSpec]) -> B
                     "name": action,
                     "eventSourceName": name,
                     "eventName": conventions.ALERT_WEBHOOK_EVENT,
-                    "filters": {"data": dependency_filters(monitor.spec, view.name, action)},
+                    "filters": {"data": dependency_filters(view, monitor, action)},
                 }
                 for action in actions
             ],

@@ -126,6 +126,7 @@ class Step:
     outputs: list[tuple[str, str, bool]] = field(default_factory=list)  # (artifact, path, is a directory)
     output_parameters: list[tuple[str, str]] = field(default_factory=list)  # (parameter, path of its file)
     profile: str = "small"  # "accelerated": the tuning resources and nodes; "memory": its cpu and memory
+    when: str | None = None  # an Argo `when` expression: the task runs only if it holds
 
 
 def _number(value: float) -> str:
@@ -147,8 +148,46 @@ def _parameter(name: str) -> str:
 MLFLOW_ARGUMENT = "$(MLFLOW_TRACKING_URI)"  # expanded by Kubernetes from the container's environment
 
 
+GUARD_PROCEEDS = "{{tasks.guard.outputs.parameters.proceed}} == true"
+
+
+def in_flight_candidate(view: EnvironmentView, model: str) -> str:
+    """The candidate version the environment's RolloutState has in flight for ``model``, or ""."""
+    for policy in view.rollout_policies():
+        if policy.spec.model == model:
+            state = view.rollout_state(policy.name)
+            if state.status in ("progressing", "paused") and state.candidate is not None:
+                return str(state.candidate)
+    return ""
+
+
+def guard_step(view: EnvironmentView, model: ResolvedSpec[ModelSpec]) -> Step:
+    """The first task: skip the retrain while a candidate is in flight or within the cooldown
+    (:mod:`llmops_compiler.runtime.guard`)."""
+    spec = model.spec
+    assert spec.tuning is not None
+    stable, candidate = (spec.serving.stable_alias, spec.serving.candidate_alias) if spec.serving \
+        else ("stable", "candidate")
+    return Step(
+        "guard",
+        ["--registered-model", spec.registered_model, "--experiment", spec.registered_model,
+         "--cooldown-seconds", str(int(duration_seconds(spec.tuning.timeout))),
+         "--stable-alias", stable, "--candidate-alias", candidate,
+         "--in-flight-candidate", in_flight_candidate(view, model.name),
+         "--reason", _workflow_parameter(conventions.TUNE_PARAM_REASON),
+         "--alert", _workflow_parameter(conventions.TUNE_PARAM_ALERT),
+         "--force", _workflow_parameter(conventions.TUNE_PARAM_FORCE),
+         "--mlflow-tracking-uri", MLFLOW_ARGUMENT, "--proceed-out", _output("proceed")],
+        output_parameters=[("proceed", _output("proceed"))],
+    )
+
+
+def _workflow_parameter(name: str) -> str:
+    return f"{{{{workflow.parameters.{name}}}}}"
+
+
 def lifecycle_steps(view: EnvironmentView, model: ResolvedSpec[ModelSpec]) -> list[Step]:
-    """tune → evaluate → [quantize →] register, with the arguments each runtime step takes."""
+    """guard → tune → evaluate → [quantize →] register, with the arguments each runtime step takes."""
     spec = model.spec
     tuning, evaluation = spec.tuning, spec.evaluation
     assert tuning is not None and evaluation is not None
@@ -179,7 +218,7 @@ def lifecycle_steps(view: EnvironmentView, model: ResolvedSpec[ModelSpec]) -> li
         "--run-id-out", _output("run-id"),
     ]
     tune = Step(
-        "tune", tune_args, parameters=[conventions.TUNE_PARAM_DATASET],
+        "tune", tune_args, dependencies=["guard"], parameters=[conventions.TUNE_PARAM_DATASET],
         fetched=[*base_inputs, *([train] if train else [])],
         outputs=[(tuned, _output(tuned), True), ("tune-metrics", _output("tune-metrics.json"), False),
                  ("run-id", _output("run-id"), False)],
@@ -220,7 +259,7 @@ def lifecycle_steps(view: EnvironmentView, model: ResolvedSpec[ModelSpec]) -> li
                  ("predictions", _output("predictions.jsonl"), False)],
         profile="accelerated",  # it loads the model and generates: the same hardware as training
     )
-    steps = [tune, evaluate]
+    steps = [guard_step(view, model), tune, evaluate]
 
     registered_from = f"tune.{tuned}"
     if spec.quantization is not None:
@@ -251,6 +290,8 @@ def lifecycle_steps(view: EnvironmentView, model: ResolvedSpec[ModelSpec]) -> li
                 ("run-id", _input("run-id"), "tune.run-id")],
         output_parameters=[("version", _output("version"))],
     ))
+    for step in steps[1:]:  # everything after the guard runs only if it lets the retrain proceed
+        step.when = GUARD_PROCEEDS
     return steps
 
 
@@ -343,6 +384,7 @@ def _dag(steps: list[Step]) -> Body:
             name=step.name,
             template=step.name,
             dependencies=step.dependencies,
+            when=step.when,
             arguments=argo.compact(parameters=parameters, artifacts=artifacts),
         ))
     return {"name": ENTRYPOINT, "dag": {"tasks": tasks}}
@@ -361,6 +403,8 @@ def workflow_parameters(model: ResolvedSpec[ModelSpec]) -> list[Body]:
         argo.parameter(conventions.TUNE_PARAM_FEATURE, "", "Drifted feature, for drift alerts"),
         argo.parameter(conventions.TUNE_PARAM_GIT_COMMIT, conventions.UNKNOWN_COMMIT,
                        "Commit of the specs; set by the Sensor or CI that submits the workflow"),
+        argo.parameter(conventions.TUNE_PARAM_FORCE, "false",
+                       "true: retrain even within the cooldown or while a candidate is rolled out"),
     ]
 
 

@@ -12,13 +12,13 @@ from .. import conventions
 from ..resolve import EnvironmentView, ResolvedSpec
 from ..specs import MonitorSpec
 from ..specs.monitor import DriftCheck
-from . import argo, argo_workflows, workloads
+from . import argo, argo_workflows, prometheus, workloads
 from .base import Body, Resource, metadata, resource
 
 # Cron schedules are read in UTC, whatever the controller's time zone.
 TIMEZONE = "UTC"
 # A drift run that takes longer than this is stuck: fail it so the next schedule can run.
-DRIFT_DEADLINE_SECONDS = 3600
+DRIFT_DEADLINE_SECONDS = prometheus.DRIFT_DEADLINE_SECONDS
 REQUESTS = {"cpu": "500m", "memory": "1Gi"}
 LIMITS = {"memory": "4Gi"}
 HISTORY_LIMIT = 3
@@ -44,8 +44,10 @@ def drift_arguments(view: EnvironmentView, monitor: ResolvedSpec[MonitorSpec], c
         "--pushgateway", view.project.spec.prometheus.pushgateway_url,
         "--job", conventions.PUSH_JOB_DRIFT,
         "--environment", view.name,
-        # Each check pushes its own group, so one check's push never replaces another's scores.
-        "--grouping-label", f"{conventions.LABEL_CHECK}={check.name}",
+        # Each check pushes its own group, identified by its owner, so one check's push never replaces another's
+        # scores and the rules select exactly this check.
+        *[argument for key, value in prometheus.rule_context(view, monitor).pushed_identity(check.name).items()
+          if key != conventions.LABEL_ENVIRONMENT for argument in ("--grouping-label", f"{key}={value}")],
     ]
 
 

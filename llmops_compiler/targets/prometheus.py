@@ -28,13 +28,16 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, cast
 
-from .. import conventions
+from .. import conventions, cron
 from ..burn_rates import TIERS, WINDOWS, BurnWindow, burn_factor, decimal_text, error_budget, exact, lowest_factor
 from ..resolve import EnvironmentView, ResolvedSpec
 from ..specs import ModelSpec, MonitorSpec
 from ..specs.monitor import SLO, DriftCheck, QualityCheck
 from ..specs.project import MetricNames
 from .base import Body, Resource, metadata, resource
+
+# How long a drift run may take (the CronWorkflow's activeDeadlineSeconds): a push can come that much later.
+DRIFT_DEADLINE_SECONDS = 3600
 
 API_VERSION = "monitoring.coreos.com/v1"
 PERCENT_VALUE = "{{ $value | humanizePercentage }}"
@@ -56,16 +59,38 @@ class RuleContext:
     namespace: str
     serving_namespace: str
     metrics: MetricNames
+    project: str = ""
     runbook_url: str | None = None
     dashboard_url: str | None = None
+
+    @property
+    def owner_labels(self) -> dict[str, str]:
+        """Who a recorded series or an alert belongs to: the project, namespace and monitor."""
+        return {
+            conventions.LABEL_PROJECT: self.project,
+            conventions.LABEL_NAMESPACE: self.namespace,
+            conventions.LABEL_MONITOR: self.monitor,
+        }
 
     @property
     def alert_labels(self) -> dict[str, str]:
         return {
             conventions.LABEL_MODEL: self.model,
             conventions.LABEL_ENVIRONMENT: self.environment,
-            conventions.LABEL_NAMESPACE: self.namespace,
+            **self.owner_labels,
         }
+
+    def pushed_identity(self, check: str | None = None) -> dict[str, str]:
+        """The grouping key (besides ``job``) a runtime step pushes its scores with, and rules select on."""
+        labels = {
+            conventions.LABEL_PROJECT: self.project,
+            conventions.LABEL_PUSHED_NAMESPACE: self.namespace,
+            conventions.LABEL_MONITOR: self.monitor,
+            conventions.LABEL_ENVIRONMENT: self.environment,
+        }
+        if check is not None:
+            labels[conventions.LABEL_CHECK] = check
+        return labels
 
     def links(self) -> dict[str, str]:
         links = {}
@@ -92,6 +117,7 @@ def rule_context(view: EnvironmentView, monitor: ResolvedSpec[MonitorSpec]) -> R
         namespace=view.namespace,
         serving_namespace=serving_namespace,
         metrics=view.project.spec.metrics,
+        project=view.project.name,
         runbook_url=runbook,
         dashboard_url=spec.dashboard_url,
     )
@@ -145,10 +171,13 @@ def error_ratio(slo: SLO, ctx: RuleContext, window: str) -> str:
 
 
 def slo_labels(slo: SLO, ctx: RuleContext) -> dict[str, str]:
+    """Labels of an SLO's recorded error ratios: the model, the SLO and its owner, so that two monitors of one
+    model never read each other's recordings."""
     return {
         conventions.LABEL_MODEL: ctx.model,
         conventions.LABEL_SLO: slo.name,
         conventions.LABEL_ENVIRONMENT: ctx.environment,
+        **ctx.owner_labels,
     }
 
 
@@ -237,7 +266,8 @@ def _score_labels(ctx: RuleContext, identity: dict[str, str], severity: str, act
 
 
 def drift_labels(check: DriftCheck, ctx: RuleContext) -> dict[str, str]:
-    return _score_labels(ctx, {conventions.LABEL_CHECK: check.name}, check.severity, check.action)
+    return _score_labels(ctx, {conventions.LABEL_CHECK: check.name, conventions.LABEL_FEATURE: check.feature,
+                               conventions.LABEL_METHOD: check.method}, check.severity, check.action)
 
 
 def drift_annotations(check: DriftCheck, ctx: RuleContext, value: str = SCORE_VALUE) -> dict[str, str]:
@@ -259,10 +289,12 @@ def _score_alert(
 ) -> Body:
     """An alert on a pushed gauge (drift or quality score) beyond its bound for a while.
 
-    It aggregates away the labels the compiler does not control (job, instance, the Pushgateway's grouping
-    labels), keeps the identifying ones, and takes the worst series: max above a ceiling, min under a floor."""
+    It selects the series of exactly one owner and check (``matchers``), aggregates away the labels the
+    compiler does not control (job, instance) and takes the worst series: max above a ceiling, min under a
+    floor. The alert's own labels come from ``labels``."""
     series = selector(metric, matchers)
-    keep = ", ".join(key for key in matchers if key != conventions.LABEL_ENVIRONMENT)
+    keep = ", ".join(key for key in (conventions.LABEL_MODEL, conventions.LABEL_FEATURE, conventions.LABEL_METHOD,
+                                     conventions.LABEL_METRIC) if key in matchers)
     worst = "max" if comparison == ">" else "min"
     return {
         "alert": alert,
@@ -273,17 +305,58 @@ def _score_alert(
     }
 
 
+def drift_series_labels(check: DriftCheck, ctx: RuleContext) -> dict[str, str]:
+    """The labels of the drift score one check pushes (its grouping key, plus model, feature and method)."""
+    return {conventions.LABEL_MODEL: ctx.model, conventions.LABEL_FEATURE: check.feature,
+            conventions.LABEL_METHOD: check.method, **ctx.pushed_identity(check.name)}
+
+
+def quality_series_labels(check: QualityCheck, ctx: RuleContext) -> dict[str, str]:
+    """The labels of one quality score the evaluation pushes (its grouping key, plus model and metric)."""
+    return {conventions.LABEL_MODEL: ctx.model, conventions.LABEL_METRIC: check.metric, **ctx.pushed_identity()}
+
+
+def staleness_alerts(job: str, what: str, identity: dict[str, str], schedule: str, deadline_seconds: int,
+                     ctx: RuleContext, extra: dict[str, str]) -> list[Body]:
+    """A dead scoring job is visible, not green: ``LLMScoreStale`` when the group's last push is older than the
+    longest gap of its schedule plus the job's deadline, ``LLMScoreMissing`` when it was never pushed for that
+    long (after a deploy, or after someone wiped the group)."""
+    limit = cron.max_interval_seconds(schedule) + deadline_seconds
+    series = selector(conventions.PUSH_TIME_METRIC, {conventions.LABEL_PUSH_JOB: job, **identity})
+    labels = dict(sorted({**ctx.alert_labels, **extra, conventions.LABEL_SEVERITY: conventions.SEVERITY_TICKET,
+                          conventions.LABEL_ACTION: "notify"}.items()))
+    summary = f"The {what} of model {ctx.model} in {ctx.environment} is not being updated"
+    description = (f"The {what} was last pushed more than {_seconds_text(limit)} ago (its schedule `{schedule}` "
+                   "plus the job's deadline): the job is failing or not scheduled, and its alerts cannot fire.")
+    return [  # the selector names exactly one group; the alert's labels come from the rule
+        {"alert": conventions.ALERT_SCORE_STALE, "expr": f"time() - max({series}) > {limit}",
+         "for": "5m", "labels": labels,
+         "annotations": {conventions.ALERT_ANNOTATION_SUMMARY: summary,
+                         conventions.ALERT_ANNOTATION_DESCRIPTION: description, **ctx.links()}},
+        {"alert": conventions.ALERT_SCORE_MISSING, "expr": f"absent({series})", "for": _seconds_text(limit),
+         "labels": labels,
+         "annotations": {conventions.ALERT_ANNOTATION_SUMMARY: f"The {what} of model {ctx.model} in "
+                         f"{ctx.environment} has never been pushed",
+                         conventions.ALERT_ANNOTATION_DESCRIPTION: f"No {what} was pushed in the last "
+                         f"{_seconds_text(limit)}: the job has not run since it was deployed.", **ctx.links()}},
+    ]
+
+
+def _seconds_text(seconds: int) -> str:
+    """A duration as Prometheus writes it: ``1h30m``, ``2d``."""
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts) or "0s"
+
+
 def drift_alerts(monitor: MonitorSpec, ctx: RuleContext) -> list[Body]:
     """One alert per drift check: the pushed score above the threshold for the check's ``for``."""
     return [
         _score_alert(
-            conventions.ALERT_DRIFT, ctx.metrics.drift_score,
-            {
-                conventions.LABEL_MODEL: ctx.model,
-                conventions.LABEL_FEATURE: check.feature,
-                conventions.LABEL_METHOD: check.method,
-                conventions.LABEL_ENVIRONMENT: ctx.environment,
-            },
+            conventions.ALERT_DRIFT, ctx.metrics.drift_score, drift_series_labels(check, ctx),
             ">", check.threshold, check.for_, drift_labels(check, ctx), drift_annotations(check, ctx),
         )
         for check in monitor.drift
@@ -310,12 +383,7 @@ def quality_alerts(monitor: MonitorSpec, ctx: RuleContext) -> list[Body]:
     """One alert per quality score: the pushed score under its minimum for the check's ``for``."""
     return [
         _score_alert(
-            conventions.ALERT_QUALITY, ctx.metrics.quality_score,
-            {
-                conventions.LABEL_MODEL: ctx.model,
-                conventions.LABEL_METRIC: check.metric,
-                conventions.LABEL_ENVIRONMENT: ctx.environment,
-            },
+            conventions.ALERT_QUALITY, ctx.metrics.quality_score, quality_series_labels(check, ctx),
             "<", check.minimum, check.for_, quality_labels(check, ctx), quality_annotations(check, ctx),
         )
         for check in monitor.quality
@@ -330,7 +398,10 @@ def rule_groups(monitor: MonitorSpec, ctx: RuleContext) -> list[Body]:
         for slo in monitor.slos
     ]
     if monitor.drift:
-        groups.append({"name": f"{ctx.monitor}-drift", "rules": drift_alerts(monitor, ctx)})
+        stale = [alert for check in monitor.drift for alert in staleness_alerts(
+            conventions.PUSH_JOB_DRIFT, f"drift score of check {check.name}", ctx.pushed_identity(check.name),
+            check.schedule, DRIFT_DEADLINE_SECONDS, ctx, {conventions.LABEL_CHECK: check.name})]
+        groups.append({"name": f"{ctx.monitor}-drift", "rules": [*drift_alerts(monitor, ctx), *stale]})
     if monitor.quality:
         groups.append({"name": f"{ctx.monitor}-quality", "rules": quality_alerts(monitor, ctx)})
     return groups

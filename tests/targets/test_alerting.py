@@ -73,7 +73,8 @@ def test_routes_send_actions_to_argo_events_and_everything_to_people(example: li
     path = write_config(body, tmp_path / "alertmanager.yaml")
     prefix = "support-prod/monitor-support-llm/"
     events, people = prefix + conventions.EVENTS_RECEIVER, prefix + "support-oncall"
-    alert = ["model=support-llm", "environment=prod", "namespace=support-prod"]
+    alert = ["model=support-llm", "environment=prod", "namespace=support-prod", "llmops_project=support-assistant",
+             "llmops_monitor=support-llm"]
     for labels, expected in [
         (["llmops_action=retrain"], f"{events},{people}"),
         (["llmops_action=rollback"], f"{events},{people}"),
@@ -82,8 +83,9 @@ def test_routes_send_actions_to_argo_events_and_everything_to_people(example: li
         result = run_tool("amtool", "config", "routes", "test", f"--config.file={path}",
                           f"--verify.receivers={expected}", *alert, *labels)
         assert result.returncode == 0, result.stdout + result.stderr
-    # Another namespace, model or environment is not this monitor's business.
-    for labels in (["namespace=support-dev"], ["model=other"], ["environment=dev"]):
+    # Another namespace, model, environment, monitor or project is not this monitor's business.
+    for labels in (["namespace=support-dev"], ["model=other"], ["environment=dev"], ["llmops_monitor=other"],
+                   ["llmops_project=other"]):
         merged = {item.split("=")[0]: item for item in [*alert, "llmops_action=retrain", *labels]}
         result = run_tool("amtool", "config", "routes", "test", f"--config.file={path}", "--verify.receivers=null",
                           *merged.values())
@@ -111,7 +113,8 @@ def test_a_page_inhibits_the_ticket_of_the_same_slo(example: list[Resource], tmp
     config = alertmanager_configuration(body, SECRETS)
     with alertmanager(yaml.safe_dump(config), lifetime=120) as server:
         labels = {"alertname": conventions.ALERT_SLO_BURN, "model": "support-llm", "environment": "prod",
-                  "namespace": "support-prod", "llmops_action": "rollback"}
+                  "namespace": "support-prod", "llmops_action": "rollback", "llmops_project": "support-assistant",
+                  "llmops_monitor": "support-llm"}
         alerts = [
             {"labels": {**labels, "slo": "availability", "severity": tier, "tier": tier}}
             for tier in ("page", "ticket")
@@ -154,7 +157,8 @@ def test_sensor_selects_firing_alerts_by_action_and_model(example: list[Resource
 
     def payload(action: str, status: str = "firing", model: str = "support-llm", **labels: str) -> dict[str, Any]:
         common = {"alertname": "LLMFeatureDrift", "model": model, "environment": "prod",
-                  "llmops_action": action, **labels}
+                  "llmops_action": action, "llmops_project": "support-assistant", "llmops_monitor": "support-llm",
+                  **labels}
         return {"version": "4", "status": status, "receiver": "x", "groupLabels": {}, "commonLabels": common,
                 "commonAnnotations": {"summary": "Input drift on feature prompt_length"},
                 "alerts": [{"status": status, "labels": common}]}
@@ -171,7 +175,8 @@ def test_sensor_selects_firing_alerts_by_action_and_model(example: list[Resource
     [slo] = fire_sensor(sensor, "monitor-support-llm", "alertmanager", payload("retrain"))
     assert workflow_parameters(slo)["feature"] == ""
     for quiet in (payload("retrain", status="resolved"), payload("notify"), payload("retrain", model="other"),
-                  payload("retrain-later"), payload("not-retrain")):
+                  payload("retrain-later"), payload("not-retrain"), payload("retrain", llmops_monitor="other"),
+                  payload("retrain", llmops_project="other")):
         assert fire_sensor(sensor, "monitor-support-llm", "alertmanager", quiet) == []
     for trigger in sensor["spec"]["triggers"]:
         assert trigger["rateLimit"] == {"unit": "Hour", "requestsPerUnit": 1}
@@ -368,3 +373,57 @@ def test_two_checks_of_one_feature_and_method(tmp_path: Path) -> None:
     assert diagnostics(tmp_path, monitor) == [
         "specs/monitoring/chat.yaml:23:16: error[LLM266]: two drift checks score feature `prompt_length` with "
         "`psi`: their alerts would be one"]
+
+
+# --- one owner per alert, route and trigger ----------------------------------------------------------------
+
+TWO_MONITORS = {
+    "answers.yaml": """\
+apiVersion: llmops.dev/v1alpha1
+kind: Monitor
+metadata:
+  name: answers
+spec:
+  model: chat
+  slos:
+    - {name: errors, type: errorRatio, objective: 0.99, action: retrain}
+""",
+    "latency.yaml": """\
+apiVersion: llmops.dev/v1alpha1
+kind: Monitor
+metadata:
+  name: latency
+spec:
+  model: chat
+  slos:
+    - {name: slow, type: latency, objective: 0.99, latencyThreshold: 2.5, action: retrain}
+""",
+}
+
+
+def test_one_alert_starts_at_most_one_workflow_with_two_monitors_on_one_model(tmp_path: Path) -> None:
+    """Two Monitors of one model both retrain: an alert of one is routed to its own webhook only, and only its
+    own Sensor accepts it, so one alert starts one workflow."""
+    specs = write_specs(tmp_path, {"project.yaml": project_yaml(), "models/chat.yaml": model_yaml("chat", tuned=True),
+                                   **{f"monitoring/{name}": text for name, text in TWO_MONITORS.items()}})
+    resources = build(specs)
+    sensors = {item.name: item.body for item in find(resources, "Sensor")}
+    assert set(sensors) == {"monitor-answers", "monitor-latency"}
+    for owner in ("answers", "latency"):
+        labels = {"alertname": conventions.ALERT_SLO_BURN, "model": "chat", "environment": "dev",
+                  "namespace": "llm-dev", "llmops_action": "retrain", "llmops_project": "shop",
+                  "llmops_monitor": owner, "slo": "errors", "severity": "page"}
+        payload = {"version": "4", "status": "firing", "receiver": "x", "groupLabels": {}, "commonLabels": labels,
+                   "commonAnnotations": {"summary": "burn"}, "alerts": [{"status": "firing", "labels": labels}]}
+        started = {name: fire_sensor(body, name, "alertmanager", payload) for name, body in sensors.items()}
+        assert {name: len(workflows) for name, workflows in started.items()} == {
+            f"monitor-{name}": int(name == owner) for name in ("answers", "latency")}
+        # Alertmanager: each monitor's configuration routes only its own alerts to its webhook.
+        for config in find(resources, "AlertmanagerConfig"):
+            path = write_config(config.body, tmp_path / f"{config.name}-{owner}.yaml")
+            mine = config.name == f"monitor-{owner}"
+            prefix = f"llm-dev/{config.name}/"
+            expected = f"{prefix}{conventions.EVENTS_RECEIVER},{prefix}{conventions.NOTIFY_RECEIVER}" if mine else "null"
+            result = run_tool("amtool", "config", "routes", "test", f"--config.file={path}",
+                              f"--verify.receivers={expected}", *(f"{key}={value}" for key, value in labels.items()))
+            assert result.returncode == 0, result.stdout + result.stderr

@@ -176,7 +176,7 @@ def test_example_workflow_templates_and_jobs_are_strictly_valid(example: api.Bui
 def test_example_tune_template_carries_the_spec(example: api.Build) -> None:
     prod = tune_templates(example, "prod")[0]
     spec = prod["spec"]
-    assert dag_order(prod) == ["tune", "evaluate", "register"]
+    assert dag_order(prod) == ["guard", "tune", "evaluate", "register"]
     assert spec["serviceAccountName"] == conventions.WORKFLOW_SERVICE_ACCOUNT
     assert spec["synchronization"] == {"mutexes": [{"name": "tune-support-llm"}]}
     assert spec["activeDeadlineSeconds"] == duration_seconds("4h") == 14400
@@ -190,8 +190,17 @@ def test_example_tune_template_carries_the_spec(example: api.Build) -> None:
         conventions.TUNE_PARAM_ALERT: "",
         conventions.TUNE_PARAM_FEATURE: "",
         "git-commit": "unknown",
+        conventions.TUNE_PARAM_FORCE: "false",
     }
     volumes = {volume["name"]: volume for volume in spec["volumes"]}
+    tasks = {task["name"]: task for task in template_named(prod, "main")["dag"]["tasks"]}
+    assert "when" not in tasks["guard"] and all(
+        tasks[name]["when"] == "{{tasks.guard.outputs.parameters.proceed}} == true" for name in tasks if name != "guard")
+    guard_args = template_named(prod, "guard")["container"]["args"]
+    assert argument(guard_args, "--cooldown-seconds") == "14400"  # the tuning timeout
+    assert argument(guard_args, "--in-flight-candidate") == ""  # prod is idle in the RolloutState
+    dev_guard = template_named(tune_templates(example, "dev")[0], "guard")["container"]["args"]
+    assert argument(dev_guard, "--in-flight-candidate") == "8"  # dev is rolling out v8
     for template in spec["templates"]:
         if "container" not in template:
             continue
@@ -203,6 +212,8 @@ def test_example_tune_template_carries_the_spec(example: api.Build) -> None:
         mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
         assert {"/tmp", "/cache/huggingface", "/work/out"} <= set(mounts)
         assert all("emptyDir" in volumes[name] for name in mounts.values())
+        if template["name"] == "guard":
+            continue
         assert template["retryStrategy"]["limit"] == 2
         assert template["retryStrategy"]["retryPolicy"] == "Always"
         assert template["retryStrategy"]["expression"] == argo_workflows.RETRY_EXPRESSION
@@ -323,7 +334,7 @@ def compiled(tmp_path: Path, model: str) -> dict[str, Any]:
 
 def test_lora_variant_without_gpu(tmp_path: Path) -> None:
     body = compiled(tmp_path, TINY_MODEL)
-    assert dag_order(body) == ["tune", "evaluate", "register"]
+    assert dag_order(body) == ["guard", "tune", "evaluate", "register"]
     tune = template_named(body, "tune")
     assert "nvidia.com/gpu" not in json.dumps(tune["container"].get("resources", {}))
     assert "nodeSelector" not in tune and "tolerations" not in tune
@@ -353,7 +364,7 @@ def test_full_fine_tune_passes_a_whole_model(tmp_path: Path) -> None:
 
 def test_quantization_runs_between_evaluate_and_register(tmp_path: Path) -> None:
     body = compiled(tmp_path, QUANTIZED)
-    assert dag_order(body) == ["tune", "evaluate", "quantize", "register"]
+    assert dag_order(body) == ["guard", "tune", "evaluate", "quantize", "register"]
     tasks = {task["name"]: task for task in template_named(body, "main")["dag"]["tasks"]}
     assert tasks["quantize"]["dependencies"] == ["evaluate"]
     assert tasks["register"]["dependencies"] == ["quantize"]
@@ -483,6 +494,13 @@ def run_dag(body: dict[str, Any], workflow: dict[str, str], buckets: Path, work:
     for task_name in dag_order(body):
         task, template = tasks[task_name], templates[tasks[task_name]["template"]]
         container, pod = template["container"], work / task_name
+        if "when" in task:  # Argo's `when`: `{{tasks.<t>.outputs.parameters.<p>}} == <value>`
+            condition = re.sub(r"\{\{tasks\.([\w-]+)\.outputs\.parameters\.([\w-]+)\}\}",
+                               lambda found: produced[f"{found[1]}.parameters.{found[2]}"], task["when"])
+            left, right = (side.strip() for side in condition.split("=="))
+            if left != right:
+                produced[f"{task_name}.skipped"] = "true"
+                continue
 
         def local(path: str, pod: Path = pod) -> Path:
             return pod / path.lstrip("/")
@@ -583,6 +601,7 @@ def test_compiled_template_runs_with_the_runtime_steps(
     }
     work = tmp_path / "pods"
     outputs = run_dag(body, workflow, buckets, work, environment)
+    assert outputs["guard.parameters.proceed"] == "true"
 
     adapter = json.loads((Path(outputs["tune.adapter"]) / "adapter_config.json").read_text())
     assert (adapter["r"], adapter["lora_alpha"], sorted(adapter["target_modules"])) == (4, 8, ["q_proj", "v_proj"])
@@ -613,6 +632,14 @@ def test_compiled_template_runs_with_the_runtime_steps(
         # The registered version is the quantized model, not the adapter tune logged.
         registered = {Path(f.path).name for f in client.list_artifacts(run_id, version.source.split("/artifacts/")[-1])}
         assert "quantized_state_dict.pt" in registered and "adapter_config.json" not in registered
+
+    # The alert flaps and fires again: the same template runs again within the tuning timeout, and its guard
+    # skips the retrain (everything after it is skipped; no second version appears).
+    again = run_dag(body, {**workflow, conventions.TUNE_PARAM_REASON: "flapped"}, buckets, tmp_path / "again",
+                    environment)
+    assert again["guard.parameters.proceed"] == "false"
+    assert all(again.get(f"{name}.skipped") == "true" for name in dag_order(body) if name != "guard")
+    assert len(client.search_model_versions("name = 'tiny'")) == 1
 
 
 MINIO = """\

@@ -99,6 +99,7 @@ def rule(body: dict[str, Any], slo: str, tier: str) -> dict[str, Any]:
 def alert(slo: str, tier: str, model: str = "chat", action: str = "notify") -> dict[str, Any]:
     """An SLO burn alert as promtool reports it (labels only: the hand-written cases strip annotations)."""
     return {"exp_labels": {"environment": ENV, "llmops_action": action, "model": model, "namespace": NAMESPACE,
+                           "llmops_monitor": model, "llmops_project": "shop",  # monitors are named after models
                            "severity": tier, "slo": slo, "tier": tier}}
 
 
@@ -140,22 +141,33 @@ def test_alert_labels_and_annotations_follow_the_contract(example: list[Resource
     body = one(example, "PrometheusRule", "prod").body
     alerts = [item for group in body["spec"]["groups"] for item in group["rules"] if "alert" in item]
     assert {item["alert"] for item in alerts} == {conventions.ALERT_SLO_BURN, conventions.ALERT_DRIFT,
-                                                 conventions.ALERT_QUALITY}
+                                                 conventions.ALERT_QUALITY, conventions.ALERT_SCORE_STALE,
+                                                 conventions.ALERT_SCORE_MISSING}
     for item in alerts:
         labels, annotations = item["labels"], item["annotations"]
         assert labels["model"] == "support-llm" and labels["environment"] == "prod"
         assert labels["namespace"] == "support-prod"
+        # The owner: a second monitor of the model, or another project sharing the servers, has its own.
+        assert labels["llmops_project"] == "support-assistant" and labels["llmops_monitor"] == "support-llm"
         assert labels["severity"] in ("page", "ticket") and labels["llmops_action"] in conventions.ACTIONS
         assert annotations["runbook_url"] == "https://runbooks.acme.internal/llmops/support-llm"
         assert annotations["dashboard_url"] == "https://grafana.acme.internal/d/llm-support"
-        assert annotations["summary"] and "$value" in annotations["description"]
+        assert annotations["summary"]
+        if item["alert"] not in (conventions.ALERT_SCORE_STALE, conventions.ALERT_SCORE_MISSING):
+            assert "$value" in annotations["description"]
         if item["alert"] == conventions.ALERT_DRIFT:
-            # `feature` comes from the series: the expression keeps it.
-            assert "feature" not in labels and "max by (model, feature, method)" in item["expr"]
+            # One check's series only: selected by the check and its owner, never by feature alone.
+            assert labels["check"] in ("prompt-length", "customer-tier") and labels["feature"]
+            assert f'check="{labels["check"]}"' in item["expr"] and 'llmops_monitor="support-llm"' in item["expr"]
+            assert 'llmops_namespace="support-prod"' in item["expr"]
             assert item["for"] in ("30m", "15m")
         if item["alert"] == conventions.ALERT_SLO_BURN:
             assert labels["tier"] == labels["severity"]
             assert "humanizePercentage" in annotations["description"]
+        if item["alert"] in (conventions.ALERT_SCORE_STALE, conventions.ALERT_SCORE_MISSING):
+            assert labels["llmops_action"] == "notify" and labels["severity"] == "ticket"
+            assert "$value" not in annotations["description"]
+            continue
     # The availability SLO rolls back, pages and tickets; the 28d errorRatio SLO only opens tickets.
     assert rule(body, "availability", "page")["labels"]["llmops_action"] == "rollback"
     assert [item["labels"]["tier"] for item in alerts if item["labels"].get("slo") == "answers"] == ["ticket"]
@@ -174,7 +186,8 @@ def test_recording_rules_cover_every_window(resources: list[Resource]) -> None:
     assert records == [f"llmops_slo:error_ratio:rate{window}"
                        for window in ("5m", "30m", "1h", "2h", "6h", "1d", "3d")]
     first = group["rules"][0]
-    assert first["labels"] == {"environment": ENV, "model": "chat", "slo": "errors"}
+    assert first["labels"] == {"environment": ENV, "model": "chat", "slo": "errors", "llmops_monitor": "chat",
+                               "llmops_project": "shop", "namespace": NAMESPACE}
     assert 'code=~"5.."' in first["expr"] and f'namespace="{NAMESPACE}"' in first["expr"]
 
 
@@ -329,3 +342,45 @@ def test_integral_latency_bound_matches_both_spellings(resources: list[Resource]
 
     assert bucket_bound_matcher(2.5) == 'le="2.5"'
     assert bucket_bound_matcher(1.0) == 'le=~"1|1\\\\.0"'
+
+
+# --- pushed scores: identified by their check, and stale when their job dies -----------------------------
+
+def test_a_renamed_drift_check_ignores_the_old_checks_value_and_a_dead_job_alerts(
+    tmp_path: Path, example: list[Resource]
+) -> None:
+    """The Pushgateway keeps an old group forever: a check renamed from `prompt-size` must not fire on the
+    value the old name left behind; and when the new check's job stops pushing, LLMScoreStale fires once the
+    push is older than the schedule's longest gap (30m) plus the job's deadline (1h)."""
+    body = one(example, "PrometheusRule", "prod").body
+    path = rules_file(body, tmp_path / "rules.yaml", strip_annotations=True)
+    identity = {"environment": "prod", "llmops_monitor": "support-llm", "llmops_namespace": "support-prod",
+                "llmops_project": "support-assistant", "job": "llmops-drift"}
+    score = {**identity, "model": "support-llm", "feature": "prompt_length", "method": "psi"}
+
+    def series(metric: str, labels: dict[str, str], values: str) -> dict[str, str]:
+        return {"series": metric + "{" + ",".join(f'{key}="{value}"' for key, value in sorted(labels.items())) + "}",
+                "values": values}
+
+    stale_labels = {"check": "prompt-length", "environment": "prod", "llmops_action": "notify",
+                    "llmops_monitor": "support-llm", "llmops_project": "support-assistant", "model": "support-llm",
+                    "namespace": "support-prod", "severity": "ticket"}
+    tests = {"rule_files": [str(path)], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m",
+        "input_series": [
+            # The old check's group: far above the threshold, pushed long ago, never removed.
+            series("llmops_drift_score", {**score, "check": "prompt-size"}, "0.9x240"),
+            # The new check: healthy, pushed every minute for an hour, then its job dies.
+            series("llmops_drift_score", {**score, "check": "prompt-length"}, "0.05x240"),
+            series("push_time_seconds", {**identity, "check": "prompt-length"}, "0+60x60 3600x180"),
+            series("push_time_seconds", {**identity, "check": "customer-tier"}, "0+60x240"),
+        ],
+        "alert_rule_test": [
+            {"eval_time": "90m", "alertname": conventions.ALERT_DRIFT, "exp_alerts": []},
+            {"eval_time": "150m", "alertname": conventions.ALERT_SCORE_STALE, "exp_alerts": []},
+            {"eval_time": "160m", "alertname": conventions.ALERT_SCORE_STALE,
+             "exp_alerts": [{"exp_labels": stale_labels}]},
+            {"eval_time": "160m", "alertname": conventions.ALERT_SCORE_MISSING, "exp_alerts": []},
+        ],
+    }]}
+    assert_passes(promtool_test(path, tests))
