@@ -425,5 +425,6 @@ def test_one_alert_starts_at_most_one_workflow_with_two_monitors_on_one_model(tm
             prefix = f"llm-dev/{config.name}/"
             expected = f"{prefix}{conventions.EVENTS_RECEIVER},{prefix}{conventions.NOTIFY_RECEIVER}" if mine else "null"
             result = run_tool("amtool", "config", "routes", "test", f"--config.file={path}",
-                              f"--verify.receivers={expected}", *(f"{key}={value}" for key, value in labels.items()))
+                              f"--verify.receivers={expected}",
+                              *(f"{key}={value}" for key, value in labels.items()))
             assert result.returncode == 0, result.stdout + result.stderr

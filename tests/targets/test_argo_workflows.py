@@ -194,8 +194,8 @@ def test_example_tune_template_carries_the_spec(example: api.Build) -> None:
     }
     volumes = {volume["name"]: volume for volume in spec["volumes"]}
     tasks = {task["name"]: task for task in template_named(prod, "main")["dag"]["tasks"]}
-    assert "when" not in tasks["guard"] and all(
-        tasks[name]["when"] == "{{tasks.guard.outputs.parameters.proceed}} == true" for name in tasks if name != "guard")
+    proceeds = "{{tasks.guard.outputs.parameters.proceed}} == true"
+    assert "when" not in tasks["guard"] and all(tasks[name]["when"] == proceeds for name in tasks if name != "guard")
     guard_args = template_named(prod, "guard")["container"]["args"]
     assert argument(guard_args, "--cooldown-seconds") == "14400"  # the tuning timeout
     assert argument(guard_args, "--in-flight-candidate") == ""  # prod is idle in the RolloutState
