@@ -423,7 +423,8 @@ def test_one_alert_starts_at_most_one_workflow_with_two_monitors_on_one_model(tm
             path = write_config(config.body, tmp_path / f"{config.name}-{owner}.yaml")
             mine = config.name == f"monitor-{owner}"
             prefix = f"llm-dev/{config.name}/"
-            expected = f"{prefix}{conventions.EVENTS_RECEIVER},{prefix}{conventions.NOTIFY_RECEIVER}" if mine else "null"
+            both = f"{prefix}{conventions.EVENTS_RECEIVER},{prefix}{conventions.NOTIFY_RECEIVER}"
+            expected = both if mine else "null"
             result = run_tool("amtool", "config", "routes", "test", f"--config.file={path}",
                               f"--verify.receivers={expected}",
                               *(f"{key}={value}" for key, value in labels.items()))
