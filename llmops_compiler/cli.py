@@ -1,6 +1,7 @@
 """The `llmops` command: parse arguments, call the API, render results, set the exit code.
 
-Exit codes: 0 ok, 1 findings (errors in specs, stale output, a non-empty diff), 2 usage or internal error.
+Exit codes: 0 ok, 1 findings (errors in specs, stale output, failed rule tests), 2 usage or internal error,
+3 `llmops diff` found changes (so that a spec error, 1, is never mistaken for a plan).
 Heavy modules are imported inside the commands so that `llmops --help` starts fast.
 """
 
@@ -18,6 +19,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 F = TypeVar("F", bound=Callable[..., Any])
+EXIT_CHANGES = 3  # `llmops diff`: the plan is not empty
 DIAGNOSTIC_FORMATS = click.Choice(["human", "json", "github"])
 specs_argument = click.argument(
     "specs", type=click.Path(path_type=Path, file_okay=False, exists=True), default="specs", required=False
@@ -141,7 +143,8 @@ def check(specs: Path, output: Path, output_format: str) -> None:
 @click.option("--format", "plan_format", type=click.Choice(["text", "markdown"]), default="text", show_default=True)
 @handles_errors
 def diff(specs: Path, output: Path, base_ref: str | None, plan_format: str) -> None:
-    """Show what the specs change in each environment, per resource and field (exit 1 when anything does).
+    """Show what the specs change in each environment, per resource and field (exit 3 when anything does, 1
+    when the specs have errors).
 
     Without --base, compares with the output folder on disk; with --base, with the specs at that revision."""
     from . import api, emit, plan
@@ -164,7 +167,7 @@ def diff(specs: Path, output: Path, base_ref: str | None, plan_format: str) -> N
                 before = {}
     result = plan.compare(before, after)
     click.echo(plan.render_markdown(result) if plan_format == "markdown" else plan.render_text(result))
-    sys.exit(0 if result.empty else 1)
+    sys.exit(0 if result.empty else EXIT_CHANGES)
 
 
 @main.command()

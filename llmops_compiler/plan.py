@@ -91,13 +91,16 @@ def field_changes(before: Any, after: Any) -> list[FieldChange]:
     ]
 
 
-def _resource_files(files: Mapping[str, bytes]) -> dict[tuple[str, str, str], Any]:
-    """(environment, kind, name) → parsed object, for every generated resource (not kustomizations)."""
+def _resource_paths(files: Mapping[str, bytes]) -> set[str]:
+    return {path for path in files
+            if path != conventions.MANIFEST_FILE and not path.endswith("/" + conventions.KUSTOMIZATION_FILE)}
+
+
+def _resource_files(files: Mapping[str, bytes], paths: set[str]) -> dict[tuple[str, str, str], Any]:
+    """(environment, kind, name) → parsed object, for the generated resources at ``paths``."""
     found = {}
-    for path, content in files.items():
-        if path == conventions.MANIFEST_FILE or path.endswith("/" + conventions.KUSTOMIZATION_FILE):
-            continue
-        body = _parse(content)
+    for path in sorted(paths):
+        body = _parse(files[path])
         if not isinstance(body, dict) or "kind" not in body:
             continue
         environment = path.split("/", 1)[0]
@@ -120,7 +123,13 @@ def _identity(body: Any) -> tuple[str, str, str] | None:
 
 
 def compare(before: Mapping[str, bytes], after: Mapping[str, bytes]) -> Plan:
-    old, new = _resource_files(before), _resource_files(after)
+    """The plan from ``before`` to ``after`` (relative path → file bytes). Files are compared by their bytes
+    first; only the ones that differ are parsed and compared field by field, so the work follows the change."""
+    before_paths, after_paths = _resource_paths(before), _resource_paths(after)
+    differing = {path for path in before_paths & after_paths if before[path] != after[path]}
+    old = _resource_files(before, differing | (before_paths - after_paths))
+    new = _resource_files(after, differing | (after_paths - before_paths))
+    environments = sorted({path.split("/", 1)[0] for path in before_paths | after_paths})
     changes: list[ResourceChange] = []
     added = sorted(set(new) - set(old))
     removed = sorted(set(old) - set(new))
@@ -138,7 +147,6 @@ def compare(before: Mapping[str, bytes], after: Mapping[str, bytes]) -> Plan:
         else:
             changes.append(ResourceChange("add", *key))
     changes.extend(ResourceChange("delete", *key) for key in removed)
-    environments = sorted({key[0] for key in old} | {key[0] for key in new})
     order = {"delete": 0, "replace": 1, "change": 2, "add": 3}
     changes.sort(key=lambda c: (c.environment, c.kind, c.name, order[c.action]))
     return Plan(environments, changes)
@@ -146,12 +154,48 @@ def compare(before: Mapping[str, bytes], after: Mapping[str, bytes]) -> Plan:
 
 # --- rendering -------------------------------------------------------------------------------------
 
-def _short(value: Any) -> str:
+SHOWN = 80  # longest value shown whole on a field line
+CONTEXT = 24  # characters kept on each side of the part of a long value that changed
+# Fields the compiler writes for its own bookkeeping: a change there alone says nothing about the cluster.
+BOOKKEEPING_PATHS = (f"metadata.annotations.{conventions.ANNOTATION_SPEC_HASH}",)
+
+
+def _text(value: Any) -> str:
     if value is None:
         return "(none)"
     if isinstance(value, str):
-        return value if len(value) <= 80 else value[:77] + "..."
+        return value
     return yaml.dump(value, default_flow_style=True, width=4096).strip()
+
+
+def _common_length(first: str, second: str) -> int:
+    """How many leading characters two strings share."""
+    length = 0
+    for left, right in zip(first, second, strict=False):
+        if left != right:
+            break
+        length += 1
+    return length
+
+
+def changed_parts(before: str, after: str) -> tuple[str, str]:
+    """Two values as they are shown side by side: whole when short, otherwise the part that differs with some
+    context and `…` for what is left out, so that two different values never look the same."""
+    if len(before) <= SHOWN and len(after) <= SHOWN:
+        return before, after
+    prefix = _common_length(before, after)
+    suffix = _common_length(before[prefix:][::-1], after[prefix:][::-1])
+    start = max(prefix - CONTEXT, 0)
+
+    def excerpt(text: str) -> str:
+        end = len(text) - suffix
+        stop = min(end + CONTEXT, len(text))
+        middle = text[start:stop]
+        if len(middle) > SHOWN * 2:  # a long change: its start and its end
+            middle = middle[:SHOWN] + "…" + middle[-CONTEXT:]
+        return ("…" if start else "") + middle + ("…" if stop < len(text) else "")
+
+    return excerpt(before), excerpt(after)
 
 
 def _field_lines(change: FieldChange) -> list[str]:
@@ -159,7 +203,35 @@ def _field_lines(change: FieldChange) -> list[str]:
     if isinstance(before, str) and isinstance(after, str) and ("\n" in before or "\n" in after):
         diff = difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=1)
         return [f"{change.path}:"] + ["    " + line for line in list(diff)[2:]]
-    return [f"{change.path}: {_short(before)} → {_short(after)}"]
+    shown_before, shown_after = changed_parts(_text(before), _text(after))
+    return [f"{change.path}: {shown_before} → {shown_after}"]
+
+
+def _is_bookkeeping(change: FieldChange, hashes: set[str]) -> bool:
+    """A spec-hash annotation, or a value that only swaps the old spec hash for the new one (the hash the
+    register step records)."""
+    return change.path in BOOKKEEPING_PATHS or (
+        isinstance(change.before, str) and isinstance(change.after, str) and change.before in hashes
+        and change.after in hashes)
+
+
+def _change_lines(change: ResourceChange) -> list[str]:
+    """The field lines of a change, with bookkeeping folded into one line."""
+    spec_hash = next((field for field in change.fields if field.path in BOOKKEEPING_PATHS), None)
+    hashes = {str(spec_hash.before), str(spec_hash.after)} if spec_hash else set()
+    real = [field for field in change.fields if not _is_bookkeeping(field, hashes)]
+    lines = [line for field in real for line in _field_lines(field)]
+    folded = len(change.fields) - len(real)
+    if folded:
+        hash_change = f": spec hash {_text(spec_hash.before)} → {_text(spec_hash.after)}" if spec_hash else ""
+        lines.append(f"(+ {folded} bookkeeping field(s){hash_change})")
+    return lines
+
+
+def _title(change: ResourceChange) -> str:
+    bookkeeping_only = change.action == "change" and all(
+        line.startswith("(+ ") for line in _change_lines(change))
+    return f"{change.title} ({'spec hash only' if bookkeeping_only else change.action})"
 
 
 def render_text(plan: Plan) -> str:
@@ -168,9 +240,9 @@ def render_text(plan: Plan) -> str:
     lines = [plan.summary_line(environment) for environment in plan.environments]
     for change in plan.changes:
         lines.append("")
-        lines.append(f"{SYMBOLS[change.action]} {change.environment}: {change.title} ({change.action})")
-        for field_change in change.fields:
-            lines.extend("    " + line for line in _field_lines(field_change))
+        lines.append(f"{SYMBOLS[change.action]} {change.environment}: {_title(change)}")
+        if not _title(change).endswith("(spec hash only)"):
+            lines.extend("    " + line for line in _change_lines(change))
     return "\n".join(lines)
 
 
@@ -185,8 +257,9 @@ def render_markdown(plan: Plan) -> str:
             continue
         lines += ["", f"<details><summary><b>{environment}</b>: {len(changes)} resource(s)</summary>", "", "```diff"]
         for change in changes:
-            lines.append(f"{SYMBOLS[change.action]} {change.title} ({change.action})")
-            lines.extend("    " + line for field_change in change.fields for line in _field_lines(field_change))
+            lines.append(f"{SYMBOLS[change.action]} {_title(change)}")
+            if not _title(change).endswith("(spec hash only)"):
+                lines.extend("    " + line for line in _change_lines(change))
         lines += ["```", "", "</details>"]
     return "\n".join(lines) + "\n"
 

@@ -95,7 +95,7 @@ def test_diff_against_a_git_base_shows_a_plan_per_environment(cli: Cli, example_
     prompt.write_text(prompt.read_text().replace("asks: {{ question }}", "writes: {{ question }}"))
     (example_copy / "specs/prompts/summarize-ticket.yaml").unlink()
     result = cli("diff", "--base", "HEAD", cwd=example_copy)
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     lines = result.stdout.splitlines()
     # Per environment: the chain changes, the answer prompt's ConfigMap and the prompt-registration Job (both
     # named by content) are replaced, and the removed prompt's ConfigMap is deleted; ArgoCD objects are untouched.
@@ -122,7 +122,7 @@ def test_diff_without_base_compares_with_the_output_folder(cli: Cli, example_cop
     project.write_text(project.read_text().replace("autoSync: false   # prod syncs by hand after review",
                                                    "autoSync: true"))
     result = cli("diff", cwd=example_copy)
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert "argocd: 0 to add, 1 to change, 0 to delete" in result.stdout
     assert "spec.syncPolicy.automated.prune: (none) → true" in result.stdout
 
@@ -193,3 +193,30 @@ def test_generated_names_too_long_for_their_kind_fail_the_compile(cli: Cli, exam
     )
     assert "Traceback" not in result.output
     assert sorted(p.relative_to(example_copy).as_posix() for p in (example_copy / "generated").rglob("*")) == before
+
+
+def test_diff_shows_the_changed_part_of_long_values_and_folds_bookkeeping(cli: Cli, example_copy: Path) -> None:
+    """A changed drift threshold sits deep inside a long PromQL expression: the plan shows the part that
+    changed, never two cut-off values that look alike; the spec-hash annotation that changes with it is one
+    folded line."""
+    monitor = example_copy / "specs/monitoring/support-llm.yaml"
+    monitor.write_text(monitor.read_text().replace("threshold: 0.2\n", "threshold: 0.25\n"))
+    result = cli("diff", cwd=example_copy)
+    assert result.exit_code == 3
+    line = next(line.strip() for line in result.stdout.splitlines()
+                if line.strip().startswith("spec.groups[3].rules[0].expr:"))
+    before, after = line.split(": ", 1)[1].split(" → ")
+    assert before != after and before.endswith("> 0.2") and after.endswith("> 0.25"), line
+    assert len(before) < 120 and before.startswith("…")
+    assert "(+ 1 bookkeeping field(s): spec hash " in result.stdout
+    # Resources whose only change is the spec hash (the Sensor, the EventSource) are one line each.
+    assert "~ prod: Sensor/monitor-support-llm (spec hash only)" in result.stdout.splitlines()
+
+
+def test_diff_exits_1_on_spec_errors_and_3_on_changes(cli: Cli, example_copy: Path) -> None:
+    model = example_copy / "specs/models/support-llm.yaml"
+    model.write_text(model.read_text().replace("port: 8080", "port: 80800"))
+    broken = cli("diff", cwd=example_copy)
+    assert broken.exit_code == 1 and "error[LLM106]" in broken.stderr
+    model.write_text(model.read_text().replace("port: 80800", "port: 8081"))
+    assert cli("diff", cwd=example_copy).exit_code == 3
