@@ -459,7 +459,7 @@ def _number(data: dict[str, Any], key: str, default: float, low: float, high: fl
 def sampling_params(data: dict[str, Any], cfg: ServeConfig) -> SamplingParams:
     """The sampling fields of an OpenAI request; :class:`ApiError` 400 naming the field that is wrong."""
     for key, unused in UNSUPPORTED_FIELDS.items():
-        if data.get(key) not in (None, unused):
+        if data.get(key) not in (None, False, unused):  # `"logprobs": false` is how chat says "not used"
             raise _invalid(f"'{key}' is not supported by this server", param=key, code="unsupported_parameter")
     max_tokens = data.get("max_tokens", data.get("max_completion_tokens"))
     if max_tokens is None:

@@ -398,3 +398,54 @@ def test_fetched_model_served_with_injected_errors_then_stopped_gracefully(
         assert (status, answer["choices"][0]["text"]) == (200, reference.text(PROMPT, 5))
         assert proc.process.wait(timeout=30) == 0
         assert "Traceback" not in proc.log()
+
+
+def test_lora_adapter_is_served_on_its_base_model(tiny_model_dir: Path, tiny_dataset: Path, tmp_path: Path) -> None:
+    import torch
+    from peft import PeftModel
+    from starlette.testclient import TestClient
+    from transformers import AutoModelForCausalLM
+
+    from llmops_compiler.runtime.tune import TuneConfig, tune
+
+    adapter = tmp_path / "adapter"
+    tune(TuneConfig(base_model=str(tiny_model_dir), dataset=str(tiny_dataset), output=str(adapter), r=4, alpha=8,
+                    dropout=0.0, max_steps=8, learning_rate=3e-2, batch_size=6, seed=3))  # fmt: skip
+    base = Reference(tiny_model_dir)
+    tuned = Reference(tiny_model_dir)
+    peft_model = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.float32), str(adapter)
+    )
+    tuned.model = peft_model.eval()  # peft's own (unmerged) forward pass is the reference
+    expected = tuned.text(PROMPT, 6)
+    assert expected != base.text(PROMPT, 6)  # the adapter changes the output, so the check below means something
+
+    cfg = ServeConfig(model_dir=str(adapter), base_model=str(tiny_model_dir), model_name=MODEL, version="2")
+    with TestClient(build_app(cfg)) as client:
+        wait_until(lambda: client.get("/readyz").status_code == 200, 60, "readiness")
+        answer = client.post("/v1/completions", json={"prompt": PROMPT, "max_tokens": 6, "temperature": 0})
+        assert answer.json()["choices"][0]["text"] == expected
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--version", "1", "--duration-metric", "llm_latency_bucket"],
+         "--duration-metric 'llm_latency_bucket': give the histogram's base name, without _bucket/_sum/_count"),
+        (["--version", "1", "--requests-metric", "llm_requests"],
+         "--requests-metric 'llm_requests' is not a Prometheus counter name ending in _total"),
+        (["--version", "1", "--buckets", "0.5,0.25"], "--buckets must be strictly increasing"),
+        (["--version", "1", "--buckets", "0.5,fast"], "--buckets: 'fast' is not a number"),
+        (["--version", "1", "--inject-error-ratio", "1.5"], "--inject-error-ratio must be in [0, 1], got 1.5"),
+        (["--version", "1", "--base-model", "/nonexistent"],
+         "--base-model is only for an adapter directory; {model} has no adapter_config.json"),
+        ([], "--version is required: no version in {model}/llmops-model.json"),
+    ],
+)  # fmt: skip
+def test_bad_arguments_exit_2(
+    extra: list[str], expected: str, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from llmops_compiler.runtime import serve
+
+    assert serve.main(["--model-dir", str(tiny_model_dir), "--model-name", MODEL, *extra]) == 2
+    assert capsys.readouterr().err.strip() == f"serve: error: {expected.format(model=tiny_model_dir)}"
