@@ -158,15 +158,18 @@ def test_foreign_output_folder_is_refused(mlflow_uri: str, tmp_path: Path, capsy
     assert (out / "notes.txt").read_text() == "mine"
 
 
-def test_unreachable_mlflow_exits_3(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_unreachable_mlflow_exits_3(tmp_path: Path, subprocess_env: dict[str, str], python: str) -> None:
+    import subprocess
+
     from servers import free_port
 
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail at once instead of backing off
+    # A process of its own: MLflow keeps the tracking URI a step sets in process-wide state.
+    env = {**subprocess_env, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}  # fail at once instead of backing off
     uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    rc = fm.main(["--model-uri", "models:/m/1", "--output", str(tmp_path / "out"), "--mlflow-tracking-uri", uri])
-    err = capsys.readouterr().err
-    assert rc == 3
-    assert err.startswith("fetch_model: error: MLflow failed: API request to ") and "Connection refused" in err
-    assert len(err.strip().splitlines()) == 1
+    cmd = [python, "-m", "llmops_compiler.runtime.fetch_model", "--model-uri", "models:/m/1"]
+    cmd += ["--output", str(tmp_path / "out"), "--mlflow-tracking-uri", uri]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 3
+    assert done.stderr.startswith("fetch_model: error: MLflow failed: API request to ")
+    assert "Connection refused" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

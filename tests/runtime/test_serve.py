@@ -449,3 +449,15 @@ def test_bad_arguments_exit_2(
 
     assert serve.main(["--model-dir", str(tiny_model_dir), "--model-name", MODEL, *extra]) == 2
     assert capsys.readouterr().err.strip() == f"serve: error: {expected.format(model=tiny_model_dir)}"
+
+
+def test_import_is_cheap() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, llmops_compiler.runtime.serve, llmops_compiler.runtime.fetch_model; "
+        "print(sorted(m for m in ('torch', 'transformers', 'peft', 'mlflow') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
