@@ -38,10 +38,12 @@ seconds from the request's arrival to its response, over all of them, with the `
 one of the buckets. Counter series for codes 200, 400, 429, 500 and 503 exist from the start (at 0), so that
 ``rate()`` sees their first increase.
 
-Bounds: at most ``--max-concurrency`` completion requests in flight, more are answered 429 at once (with
-``Retry-After: 1``); bodies over ``--max-body-bytes`` 413; a body not received within ``--body-timeout``
-seconds 408; a prompt over ``--max-prompt-tokens`` 400; ``max_tokens`` over ``--max-tokens-limit`` 400; a
-prompt plus ``max_tokens`` over the model's context length (``max_position_embeddings``) 400.
+Bounds: at most ``--max-concurrency`` completion requests in flight (from their headers to their response,
+so a slow upload holds a slot for at most ``--body-timeout``), more are answered 429 at once (with
+``Retry-After: 1``); while the model loads 503; bodies over ``--max-body-bytes`` 413; a body not received
+within ``--body-timeout`` seconds 408; a prompt over ``--max-prompt-tokens`` 400; ``max_tokens`` over
+``--max-tokens-limit`` 400; a prompt plus ``max_tokens`` over the model's context length
+(``max_position_embeddings``) 400.
 
 Testing aid: ``--inject-error-ratio F`` answers that share of completion requests 500 before doing anything
 else: the k-th completion request fails when the k-th draw of ``random.Random(--seed).random()`` is below F.
