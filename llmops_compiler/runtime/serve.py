@@ -629,12 +629,11 @@ def build_app(
     async def generate(
         generator: TextGenerator, prompts: list[str], params: SamplingParams, *, templated: bool = False
     ) -> list[Completion]:
-        # A chat template writes the special tokens (BOS) itself; the tokenizer must not add them again.
-        encoded = [generator.encode(p, add_special_tokens=not templated) for p in prompts]
-        for ids in encoded:
-            _check_lengths(len(ids), params, cfg, generator.context_length)
-
-        def run() -> list[Completion]:
+        def run() -> list[Completion]:  # on a worker thread: tokenizing a long prompt must not stall the loop
+            # A chat template writes the special tokens (BOS) itself; the tokenizer must not add them again.
+            encoded = [generator.encode(p, add_special_tokens=not templated) for p in prompts]
+            for ids in encoded:
+                _check_lengths(len(ids), params, cfg, generator.context_length)
             return [generator.complete(ids, params) for ids in encoded]
 
         return await asyncio.to_thread(run)
