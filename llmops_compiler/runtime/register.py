@@ -1,8 +1,8 @@
 """Register a trained model directory as a version in the MLflow model registry and alias it ``candidate``.
 
 ``python -m llmops_compiler.runtime.register --model-dir DIR --registered-model NAME --metrics FILE
---spec-hash H --git-commit SHA --dataset-uri URI [--alias candidate] --mlflow-tracking-uri URI
-[--run-id-file FILE] [--mlflow-experiment NAME] [--version-out FILE]``
+--spec-hash H --git-commit SHA --dataset-uri URI [--alias candidate] [--stable-alias stable]
+--mlflow-tracking-uri URI [--run-id-file FILE] [--mlflow-experiment NAME] [--version-out FILE]``
 
 * The model directory is logged as artifact path ``registered/<digest>`` of the run named in
   ``--run-id-file`` (the tune run; a new run in ``--mlflow-experiment`` when the file is absent or empty),
@@ -14,8 +14,10 @@
   output ``{"metrics": {...}}`` or a flat ``{name: number}`` object).
 * Idempotent: a version of NAME from the same run, or with the same spec hash and model digest, is reused
   (its alias is set again) instead of creating another one.
-* Sets ``--alias`` (default ``candidate``) on the version. Setting ``stable`` is refused (exit 2):
-  promotion to stable is the rollout's job.
+* Sets ``--alias`` (default ``candidate``) on the version. Setting the Model's stable alias
+  (``--stable-alias``, default ``stable``; compared ignoring case) is refused (exit 2): promotion to stable
+  is the rollout's job. So are aliases MLflow would refuse or misread (:func:`alias_problem`): ``latest``
+  and ``v<number>`` are reserved, names hold only alphanumerics, ``_`` and ``-``, at most 255 characters.
 
 Prints the version number on stdout and writes it to ``--version-out``.
 """
@@ -46,14 +48,18 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 STEP = "register"
-PROTECTED_ALIASES = frozenset({"stable"})
+DEFAULT_STABLE_ALIAS = "stable"
 TAG_SPEC_HASH = "llmops.spec_hash"
 TAG_GIT_COMMIT = "llmops.git_commit"
 TAG_DATASET_URI = "llmops.dataset_uri"
 TAG_MODEL_DIGEST = "llmops.model_digest"
 METRIC_TAG_PREFIX = "metric."
-_ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
-_RESERVED_ALIAS = re.compile(r"^(latest|v\d+)$", re.IGNORECASE)
+# MLflow's own alias rules (mlflow/utils/validation.py: `_validate_model_alias_name` and
+# `_validate_model_alias_name_reserved`), checked here before anything is uploaded.
+_ALIAS_CHARACTERS = re.compile(r"^[\w\-]*$")
+_VERSION_ALIAS = re.compile(r"^[vV]\d+$")
+LATEST_ALIAS = "latest"
+MAX_ALIAS_LENGTH = 255
 
 
 @dataclass
@@ -66,6 +72,7 @@ class RegisterConfig:
     dataset_uri: str
     mlflow_tracking_uri: str
     alias: str = "candidate"
+    stable_alias: str = DEFAULT_STABLE_ALIAS
     run_id_file: str | None = None
     mlflow_experiment: str = DEFAULT_EXPERIMENT
     version_out: str | None = None
@@ -111,13 +118,37 @@ def dir_digest(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def alias_problem(alias: str) -> str | None:
+    """Why MLflow would refuse ``alias`` as a registered-model alias, or ``None`` when it is fine.
+
+    Mirrors MLflow's checks (``mlflow/utils/validation.py``): not empty; only alphanumerics, ``_`` and ``-``
+    (``^[\\w\\-]*$``); at most 255 characters; ``latest`` in any case is reserved (it resolves to the newest
+    version), and so is ``v<number>`` (``^[vV]\\d+$``), which names a version.
+    """
+    if not alias:
+        return "an alias cannot be empty"
+    if not _ALIAS_CHARACTERS.match(alias):
+        return "MLflow aliases may only contain alphanumerics, underscores (_) and dashes (-)"
+    if len(alias) > MAX_ALIAS_LENGTH:
+        return f"MLflow aliases are at most {MAX_ALIAS_LENGTH} characters long"
+    if alias.lower() == LATEST_ALIAS:
+        return "MLflow reserves 'latest' (in any case) for the newest version"
+    if _VERSION_ALIAS.match(alias):
+        return "MLflow reserves v<number> aliases, which name a version"
+    return None
+
+
 def validate(cfg: RegisterConfig) -> None:
-    if cfg.alias.lower() in PROTECTED_ALIASES:
+    """Cheap checks before any import or upload; raises :class:`UsageError` (exit 2)."""
+    for what, alias in (("stable alias", cfg.stable_alias), ("alias", cfg.alias)):
+        problem = alias_problem(alias)
+        if problem is not None:
+            raise UsageError(f"invalid {what} '{alias}': {problem}")
+    if cfg.alias.lower() == cfg.stable_alias.lower():
         raise UsageError(
-            f"refusing to set alias '{cfg.alias}': promotion to stable is the rollout's job; register sets 'candidate'"
+            f"refusing to set alias '{cfg.alias}': it is the stable alias (--stable-alias '{cfg.stable_alias}'), "
+            "and promotion to stable is the rollout's job; register sets the candidate alias"
         )
-    if not _ALIAS.match(cfg.alias) or _RESERVED_ALIAS.match(cfg.alias):
-        raise UsageError(f"invalid alias '{cfg.alias}' (reserved by MLflow, or not [A-Za-z_][A-Za-z0-9_-]*)")
     if not cfg.registered_model.strip():
         raise UsageError("--registered-model is empty")
     if not cfg.mlflow_tracking_uri:
@@ -204,7 +235,12 @@ def build_parser() -> ArgParser:
     p.add_argument("--spec-hash", required=True)
     p.add_argument("--git-commit", required=True)
     p.add_argument("--dataset-uri", required=True)
-    p.add_argument("--alias", default="candidate", help="alias to set (never 'stable')")
+    p.add_argument("--alias", default="candidate", help="alias to set on the version (never the stable alias)")
+    p.add_argument(
+        "--stable-alias",
+        default=DEFAULT_STABLE_ALIAS,
+        help="the Model's stable alias (serving.stableAlias), which register never sets",
+    )
     p.add_argument("--mlflow-tracking-uri", required=True)
     p.add_argument("--mlflow-experiment", default=DEFAULT_EXPERIMENT, help="used only when no run id is given")
     p.add_argument("--run-id-file", help="file holding the run id of the training run")
@@ -223,6 +259,7 @@ def config_from_args(argv: list[str] | None) -> RegisterConfig:
         dataset_uri=a.dataset_uri,
         mlflow_tracking_uri=a.mlflow_tracking_uri,
         alias=a.alias,
+        stable_alias=a.stable_alias,
         run_id_file=a.run_id_file,
         mlflow_experiment=a.mlflow_experiment,
         version_out=a.version_out,

@@ -11,6 +11,10 @@ tokens only (prompt tokens are masked with -100). Batches are right-padded. The 
 epoch with a generator seeded by ``--seed``. ``--max-steps`` caps the number of optimizer steps
 (``-1``: no cap, i.e. ``epochs * ceil(examples / batch_size)`` steps).
 
+``--target-modules`` names the modules LoRA adapts (``q_proj,v_proj``: every module whose qualified name
+ends in one of them); a name that matches no module of the base model is an error (exit 2) naming it, and
+``all-linear`` selects every linear layer but the output head (peft's shorthand).
+
 ``lora`` saves only the adapter (``adapter_config.json`` + weights) and the tokenizer to ``--output``;
 ``full`` saves the whole model and tokenizer. ``qlora`` loads the base model in 4-bit (bitsandbytes) and
 needs a CUDA GPU; without one the step exits 2. With ``--mlflow-tracking-uri`` the step creates a run in
@@ -48,6 +52,7 @@ from llmops_compiler.runtime._common import (
 
 STEP = "tune"
 METHODS = ("lora", "qlora", "full")
+ALL_LINEAR = "all-linear"  # peft's shorthand for every linear layer but the output head
 
 
 @dataclass
@@ -183,6 +188,36 @@ def _collate(batch: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str,
     return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
 
 
+def unmatched_target_modules(model: Any, target_modules: list[str]) -> list[str]:
+    """The names in ``target_modules`` that select no module of ``model``, in the order given.
+
+    A name selects a module when it equals the module's qualified name or is its last dotted components
+    (peft's rule for a list of names, ``peft.tuners.tuners_utils.check_target_module_exists``). peft itself
+    only fails when *no* name matches, so one misspelt name among good ones would go unnoticed.
+    """
+    names = [name for name, _ in model.named_modules() if name]
+    return [
+        target for target in target_modules if not any(name == target or name.endswith(f".{target}") for name in names)
+    ]
+
+
+def require_target_modules_exist(model: Any, target_modules: list[str]) -> None:
+    """Raise :class:`UsageError` naming every LoRA target module that matches no module of ``model``."""
+    import torch
+
+    missing = unmatched_target_modules(model, target_modules)
+    if not missing:
+        return
+    linear = {name.rsplit(".", 1)[-1] for name, mod in model.named_modules() if isinstance(mod, torch.nn.Linear)}
+    quoted = ", ".join(f"'{m}'" for m in missing)
+    noun = "module" if len(missing) == 1 else "modules"
+    verb = "matches" if len(missing) == 1 else "match"
+    raise UsageError(
+        f"--target-modules: {noun} {quoted} {verb} no module of the base model "
+        f"(its linear layers: {', '.join(sorted(linear))})"
+    )
+
+
 def _load_model(cfg: TuneConfig) -> Any:
     import torch
     from transformers import AutoModelForCausalLM
@@ -207,11 +242,16 @@ def _load_model(cfg: TuneConfig) -> Any:
         model = prepare_model_for_kbit_training(model)
     else:
         model = AutoModelForCausalLM.from_pretrained(cfg.base_model, dtype=torch.float32)
+    targets: list[str] | str | None = cfg.target_modules or None
+    if cfg.target_modules and [t.lower() for t in cfg.target_modules] == [ALL_LINEAR]:
+        targets = ALL_LINEAR  # peft's shorthand works only as a string, not inside a list
+    elif cfg.target_modules:
+        require_target_modules_exist(model, cfg.target_modules)
     lora = LoraConfig(
         r=cfg.r,
         lora_alpha=cfg.alpha,
         lora_dropout=cfg.dropout,
-        target_modules=cfg.target_modules or None,
+        target_modules=targets,
         task_type="CAUSAL_LM",
     )
     try:
@@ -349,7 +389,12 @@ def build_parser() -> ArgParser:
     p.add_argument("--r", type=int, default=8, help="LoRA rank")
     p.add_argument("--alpha", type=int, default=16, help="LoRA alpha")
     p.add_argument("--dropout", type=float, default=0.05, help="LoRA dropout")
-    p.add_argument("--target-modules", default="", help="comma list; empty: peft's default for the arch")
+    p.add_argument(
+        "--target-modules",
+        default="",
+        help="comma list of module names, each of which must match a module, or all-linear; "
+        "empty: peft's default for the arch",
+    )
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--learning-rate", type=float, default=2e-4)
     p.add_argument("--max-steps", type=int, default=-1, help="cap on optimizer steps; -1: no cap")

@@ -176,3 +176,73 @@ def test_bad_input_exits_2(
     err = capsys.readouterr().err
     assert rc == 2
     assert expected in err and err.startswith("register: error:")
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        # The Model's own stable alias is guarded, whatever it is called (and in any case) ...
+        (
+            ["--stable-alias", "production", "--alias", "Production"],
+            "register: error: refusing to set alias 'Production': it is the stable alias "
+            "(--stable-alias 'production'), and promotion to stable is the rollout's job; "
+            "register sets the candidate alias",
+        ),
+        (
+            ["--alias", "stable"],
+            "register: error: refusing to set alias 'stable': it is the stable alias (--stable-alias 'stable'), "
+            "and promotion to stable is the rollout's job; register sets the candidate alias",
+        ),
+        # ... and MLflow's reserved aliases (mlflow/utils/validation.py) are refused before any upload.
+        (
+            ["--alias", "LATEST"],
+            "register: error: invalid alias 'LATEST': MLflow reserves 'latest' (in any case) for the newest version",
+        ),
+        (
+            ["--alias", "V12"],
+            "register: error: invalid alias 'V12': MLflow reserves v<number> aliases, which name a version",
+        ),
+        (
+            ["--alias", "canary 1"],
+            "register: error: invalid alias 'canary 1': MLflow aliases may only contain alphanumerics, "
+            "underscores (_) and dashes (-)",
+        ),
+        (
+            ["--alias", "c" * 256],
+            f"register: error: invalid alias '{'c' * 256}': MLflow aliases are at most 255 characters long",
+        ),
+        (
+            ["--stable-alias", "v1"],
+            "register: error: invalid stable alias 'v1': MLflow reserves v<number> aliases, which name a version",
+        ),
+    ],
+)
+def test_stable_and_reserved_aliases_are_refused(
+    extra: list[str],
+    expected: str,
+    model_dir: Path,
+    metrics_file: Path,
+    mlflow_uri: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from mlflow import MlflowClient
+
+    name = f"model-{uuid.uuid4().hex[:8]}"
+    rc = reg.main(_argv(name, model_dir, metrics_file, mlflow_uri, *extra))
+    assert rc == 2
+    assert capsys.readouterr().err.strip() == expected
+    assert MlflowClient(mlflow_uri).search_model_versions(f"name = '{name}'") == []
+
+
+def test_stable_alias_may_be_the_word_stable_for_another_model(
+    model_dir: Path, metrics_file: Path, mlflow_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A Model whose stable alias is `production` may use `stable` as its candidate alias, and names that
+    # merely start like reserved ones (`v1-rc`, `latest-rc`) are ordinary aliases for MLflow.
+    from mlflow import MlflowClient
+
+    name = f"model-{uuid.uuid4().hex[:8]}"
+    for alias in ("stable", "v1-rc", "latest-rc"):
+        argv = _argv(name, model_dir, metrics_file, mlflow_uri, "--stable-alias", "production", "--alias", alias)
+        assert reg.main(argv) == 0, capsys.readouterr().err
+        assert str(MlflowClient(mlflow_uri).get_model_version_by_alias(name, alias).version) == "1"

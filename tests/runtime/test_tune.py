@@ -201,3 +201,48 @@ def test_import_is_cheap() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+LLAMA_LINEAR = "down_proj, gate_proj, k_proj, lm_head, o_proj, q_proj, up_proj, v_proj"
+
+
+@pytest.mark.parametrize(
+    ("targets", "expected"),
+    [
+        (
+            "q_proj,v_prj",
+            f"tune: error: --target-modules: module 'v_prj' matches no module of the base model "
+            f"(its linear layers: {LLAMA_LINEAR})",
+        ),
+        (
+            "qproj,k_proj,o_prj",
+            f"tune: error: --target-modules: modules 'qproj', 'o_prj' match no module of the base model "
+            f"(its linear layers: {LLAMA_LINEAR})",
+        ),
+    ],
+)
+def test_misspelt_target_module_among_good_ones_is_refused(
+    tiny_model_dir: Path,
+    tiny_dataset: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    targets: str,
+    expected: str,
+) -> None:
+    argv = ["--base-model", str(tiny_model_dir), "--dataset", str(tiny_dataset), "--target-modules", targets]
+    rc, err = _run_main([*argv, "--max-steps", "1", "--output", str(tmp_path / "o")], capsys)
+    assert rc == 2
+    assert err.strip() == expected
+    assert not (tmp_path / "o").exists()
+
+
+def test_target_modules_by_qualified_suffix_and_all_linear(
+    tiny_model_dir: Path, tiny_dataset: Path, tmp_path: Path
+) -> None:
+    # A dotted suffix selects only the modules under it: the attention projections, not the MLP's.
+    tune(_lora_cfg(tiny_model_dir, tiny_dataset, tmp_path / "a", max_steps=1, target_modules=["self_attn.q_proj"]))
+    assert json.loads((tmp_path / "a" / "adapter_config.json").read_text())["target_modules"] == ["self_attn.q_proj"]
+    tune(_lora_cfg(tiny_model_dir, tiny_dataset, tmp_path / "b", max_steps=1, target_modules=["all-linear"]))
+    adapted = set(json.loads((tmp_path / "b" / "adapter_config.json").read_text())["target_modules"])
+    assert len(adapted) == 2 * 7  # two layers, seven projections each
+    assert {name.rsplit(".", 1)[-1] for name in adapted} == set(LLAMA_LINEAR.split(", ")) - {"lm_head"}
