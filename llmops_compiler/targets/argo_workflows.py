@@ -275,12 +275,14 @@ def lifecycle_steps(view: EnvironmentView, model: ResolvedSpec[ModelSpec]) -> li
         registered_from = "quantize.quantized"
 
     candidate_alias = spec.serving.candidate_alias if spec.serving is not None else "candidate"
+    stable_alias = spec.serving.stable_alias if spec.serving is not None else "stable"
     steps.append(Step(
         "register",
         ["--model-dir", _input("model"), "--registered-model", spec.registered_model,
          "--metrics", _input("metrics.json"), "--spec-hash", model.spec_hash,
          "--git-commit", _parameter(conventions.TUNE_PARAM_GIT_COMMIT),
          "--dataset-uri", _parameter(conventions.TUNE_PARAM_DATASET), "--alias", candidate_alias,
+         "--stable-alias", stable_alias,
          "--mlflow-tracking-uri", MLFLOW_ARGUMENT, "--mlflow-experiment", experiment,
          "--run-id-file", _input("run-id"), "--version-out", _output("version")],
         dependencies=[steps[-1].name],
