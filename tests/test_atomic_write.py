@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from synthetic import write_project
@@ -116,3 +118,136 @@ def test_sigkill_mid_write_leaves_the_output_untouched(tmp_path: Path) -> None:
                    check=True, capture_output=True)
     assert not list(tmp_path.glob(".generated.llmops-tmp-*"))
     assert _tree(output) != before
+
+
+# --- every kind of unowned entry, symlinked outputs, and the swap without an atomic exchange --------------
+
+def _entries(folder: Path) -> dict[str, tuple[str, Any]]:
+    """Every entry under ``folder`` with its type and what identifies it (bytes, link target, inode)."""
+    found: dict[str, tuple[str, Any]] = {}
+    for root, dirs, names in os.walk(folder):
+        for name in [*dirs, *names]:
+            path = Path(root, name)
+            relative = path.relative_to(folder).as_posix()
+            mode = os.lstat(path).st_mode
+            if stat.S_ISLNK(mode):
+                found[relative] = ("link", os.readlink(path))
+            elif stat.S_ISDIR(mode):
+                found[relative] = ("folder", stat.S_IMODE(mode))
+            elif stat.S_ISFIFO(mode):
+                found[relative] = ("fifo", os.lstat(path).st_ino)
+            else:
+                found[relative] = ("file", path.read_bytes())
+    return found
+
+
+def _unowned(output: Path) -> dict[str, tuple[str, Any]]:
+    (output / "notes").mkdir()
+    (output / "empty").mkdir()
+    (output / "notes" / "README.md").write_text("hand-written\n")
+    os.symlink("../argocd", output / "notes" / "argocd-link")  # a link to a folder
+    os.symlink("nowhere", output / "dangling")
+    os.mkfifo(output / "prod" / "pipe")
+    (output / "locked").mkdir()
+    (output / "locked" / "kept.txt").write_text("kept\n")
+    os.chmod(output / "locked", 0o555)
+    return {path: entry for path, entry in _entries(output).items()
+            if path.split("/")[0] in ("notes", "empty", "dangling", "locked") or path == "prod/pipe"}
+
+
+def _change_one_prompt(example: Path) -> None:
+    prompt = example / "specs/prompts/answer.yaml"
+    prompt.write_text(prompt.read_text().replace("asks: {{ question }}", "writes: {{ question }}"))
+
+
+def test_unowned_entries_of_every_type_survive_and_unchanged_files_are_not_rewritten(example_copy: Path) -> None:
+    output = example_copy / "generated"
+    unowned = _unowned(output)
+    unchanged = output / "prod/rbac/llmops-sensor.role.yaml"
+    inode = unchanged.stat().st_ino
+    _change_one_prompt(example_copy)
+    result = api.compile_project(example_copy / "specs", output)
+    assert result.written and not result.unchanged
+    after = _entries(output)
+    assert {path: after.get(path) for path in unowned} == unowned  # FIFOs keep their inode: untouched
+    assert unchanged.stat().st_ino == inode  # the same file, not a rewritten copy
+    assert not list(example_copy.glob(".generated.llmops-*-*"))
+
+
+def test_an_output_folder_that_is_a_symlink_is_written_through(example_copy: Path) -> None:
+    real = example_copy / "real-output"
+    (example_copy / "generated").rename(real)
+    os.symlink("real-output", example_copy / "generated")
+    _change_one_prompt(example_copy)
+    api.compile_project(example_copy / "specs", example_copy / "generated")
+    assert (example_copy / "generated").is_symlink() and os.readlink(example_copy / "generated") == "real-output"
+    assert any("writes:" in path.read_text() for path in real.glob("prod/configmaps/prompt-answer-*"))
+    assert api.check(example_copy / "specs", example_copy / "generated").ok
+
+
+KILL_BETWEEN_RENAMES = """
+import os, signal, sys
+from pathlib import Path
+from llmops_compiler import api, emit
+emit._exchange = lambda first, second: False  # a file system without renameat2(RENAME_EXCHANGE)
+renames = []
+real_rename = os.rename
+def rename(source, target):
+    real_rename(source, target)
+    renames.append(target)
+    if sys.argv[3].isdigit() and len(renames) == int(sys.argv[3]):
+        os.kill(os.getpid(), signal.SIGKILL)
+os.rename = rename
+real_rmtree = emit._writable_rmtree
+def rmtree(path):
+    if sys.argv[3] == "rmtree" and ".llmops-old-" in str(path):
+        os.kill(os.getpid(), signal.SIGKILL)
+    real_rmtree(path)
+emit._writable_rmtree = rmtree
+api.compile_project(Path(sys.argv[1]), Path(sys.argv[2]))
+"""
+
+
+@pytest.mark.parametrize("kill_at", ["1", "2", "rmtree"], ids=["after-backup", "after-swap", "before-cleanup"])
+def test_a_compile_killed_during_a_swap_without_exchange_loses_nothing(example_copy: Path, kill_at: str) -> None:
+    """Without an atomic exchange the swap is two renames; killed after either, or before the backup is
+    removed, the output holds the old or the new tree and every unowned entry, and the next compile finishes
+    the job (it never deletes a backup that holds the only copy)."""
+    output = example_copy / "generated"
+    unowned = _unowned(output)
+    before = _tree(output)
+    _change_one_prompt(example_copy)
+    process = subprocess.run([sys.executable, "-c", KILL_BETWEEN_RENAMES, str(example_copy / "specs"), str(output),
+                              kill_at], capture_output=True, text=True, timeout=120)
+    assert process.returncode == -signal.SIGKILL, process.stderr
+    backups = list(example_copy.glob(".generated.llmops-old-*"))
+    if kill_at == "1":  # killed between the renames: the output folder is gone, the backup holds it
+        assert not os.path.lexists(output) and len(backups) == 1
+    api.compile_project(example_copy / "specs", output)  # recovers, then compiles
+    after = _entries(output)
+    assert {path: after.get(path) for path in unowned} == unowned
+    assert api.check(example_copy / "specs", output).ok
+    assert _tree(output) != before
+    assert not list(example_copy.glob(".generated.llmops-*-*"))
+
+
+def test_a_failed_write_changes_nothing_and_leaves_nothing_behind(example_copy: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from llmops_compiler import emit
+
+    output = example_copy / "generated"
+    unowned = _unowned(output)
+    before = _entries(output)
+    _change_one_prompt(example_copy)
+
+    def disk_full(self: Path, data: bytes) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", disk_full)
+    with pytest.raises(OSError):
+        api.compile_project(example_copy / "specs", output)
+    monkeypatch.undo()
+    assert _entries(output) == before and all(before[path] == unowned[path] for path in unowned)
+    assert not list(example_copy.glob(".generated.llmops-*-*"))
+    emit.recover(output)  # nothing to recover
+    assert _entries(output) == before
