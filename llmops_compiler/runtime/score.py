@@ -74,8 +74,8 @@ Exit codes: 0 scores computed and published (whatever they are); 1 computed, but
 pushing or logging to MLflow failed; 2 bad arguments or unreadable input (one ``error:`` line on stderr, no
 traceback); 3 a judge or classifier the metrics needed answered no request at all (unreachable, refusing,
 always 5xx): the other metrics are still published first, the judged ones push only their records gauge
-(0), and the run fails so the outage is seen rather than read as "no data".
-"""
+(0), and the run fails so the outage is seen rather than read as "no data"; 3 also for any other failure
+outside the step's control (a model that does not load or run), reported in one line."""
 
 from __future__ import annotations
 
@@ -675,10 +675,13 @@ class Scorers:
         if self._pii is None:
             from llmops_compiler.runtime.curate import DEFAULT_PII_ENTITIES, PII_MIN_SCORE, PiiDetector
 
-            self._pii = PiiDetector(
-                self.pii_entities or DEFAULT_PII_ENTITIES,
-                PII_MIN_SCORE if self.pii_min_score is None else self.pii_min_score,
-            )
+            try:
+                self._pii = PiiDetector(
+                    self.pii_entities or DEFAULT_PII_ENTITIES,
+                    PII_MIN_SCORE if self.pii_min_score is None else self.pii_min_score,
+                )
+            except ValueError as exc:
+                raise ScoreInputError(f"--pii-entity: {exc}") from None
         return self._pii
 
 
@@ -1073,6 +1076,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     except (ScoreInputError, OSError) as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Exception as exc:  # a model or library failing: one line, no traceback
+        print(f"error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
 
     window_summary = logs.summary()
     report: dict[str, Any] = {
