@@ -166,7 +166,7 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
 def s3_client() -> Any:
     """A boto3 S3 client configured the standard way (``AWS_ENDPOINT_URL`` for an S3-compatible store,
     ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, else the pod's identity)."""
-    import boto3
+    import boto3  # type: ignore[import-untyped]
 
     return boto3.client("s3")
 
@@ -204,7 +204,7 @@ def input_files(source: str | Path, *, client: Any = None) -> list[InputFile]:
 
 
 def _s3_files(uri: str, client: Any) -> list[InputFile]:
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 
     bucket, prefix = split_s3_uri(uri)
     files: list[InputFile] = []
@@ -234,7 +234,7 @@ def iter_input_file(file: InputFile, client: Any = None) -> Iterator[tuple[int, 
     bucket, key = split_s3_uri(file.uri)
     try:
         body = (client or s3_client()).get_object(Bucket=bucket, Key=key)["Body"]
-        raw: IO[bytes] = gzip.GzipFile(fileobj=body) if key.endswith(".gz") else body
+        raw: Any = gzip.GzipFile(fileobj=body) if key.endswith(".gz") else body
         with io.TextIOWrapper(raw, encoding="utf-8") as text:
             yield from iter_jsonl_lines(text, file.uri)
     except UnicodeDecodeError as exc:
@@ -269,6 +269,7 @@ class LogWindow:
     skipped_files: int = 0
     """S3 objects not downloaded because they were last modified before the window started."""
     sources: list[InputFile] = field(default_factory=list)
+    """The files read (not those skipped)."""
 
     def summary(self) -> dict[str, Any]:
         def iso(t: float | None) -> str | None:
@@ -318,7 +319,7 @@ def read_window(
     if is_s3(source) and client is None:
         client = s3_client()
     files = input_files(source, client=client)
-    result = LogWindow(records=[], start=start, end=end if window is not None else None, sources=files)
+    result = LogWindow(records=[], start=start, end=end if window is not None else None)
     # A max-heap (negated keys) of the sample_size smallest keys seen so far.
     heap: list[tuple[int, int, LogRecord]] = []
     kept: list[LogRecord] = []
@@ -327,6 +328,7 @@ def read_window(
             result.skipped_files += 1
             continue
         result.files += 1
+        result.sources.append(file)
         for lineno, line, record in iter_input_file(file, client):
             result.read += 1
             where = f"{file.uri}:{lineno}"
