@@ -105,23 +105,18 @@ def require_dir(path: str | Path, what: str) -> Path:
 def read_jsonl(
     path: str | Path, required: Sequence[str] = (), optional: Sequence[str] = (), what: str = "dataset"
 ) -> list[dict[str, Any]]:
-    """Read a JSONL file of objects; blank lines are skipped.
+    """Read a JSONL file of objects (gzip when its name ends in ``.gz``); blank lines are skipped.
 
     Raises :class:`UsageError` naming the 1-based line number for a line that is not a JSON object, lacks
     a required key, or has a non-string value for a required/optional key; and for a file with no records.
+    Lines are parsed by :func:`llmops_compiler.runtime._logs.iter_jsonl_file`, as every runtime step does.
     """
+    from llmops_compiler.runtime._logs import LogInputError, iter_jsonl_file
+
     p = require_file(path, what)
     records: list[dict[str, Any]] = []
-    with p.open("r", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UsageError(f"{p}: line {lineno}: malformed JSON ({exc.msg})") from None
-            if not isinstance(obj, dict):
-                raise UsageError(f"{p}: line {lineno}: expected a JSON object, got {type(obj).__name__}")
+    try:
+        for lineno, _, obj in iter_jsonl_file(p):
             for key in required:
                 if key not in obj:
                     raise UsageError(f"{p}: line {lineno}: missing key '{key}'")
@@ -129,6 +124,9 @@ def read_jsonl(
                 if key in obj and obj[key] is not None and not isinstance(obj[key], str):
                     raise UsageError(f"{p}: line {lineno}: '{key}' must be a string")
             records.append(obj)
+    except LogInputError as exc:
+        where = f"{p}: line {exc.line}" if exc.line is not None else str(p)
+        raise UsageError(f"{where}: {exc.reason}") from None
     if not records:
         raise UsageError(f"{what} is empty: {p}")
     return records

@@ -8,6 +8,12 @@ Optionally writes the results as JSON and logs them to MLflow.
 The step never decides whether drift is "too much": it exits 0 whenever it could compute and publish
 the scores, and the alert rules Prometheus evaluates do the judging.
 
+Window: ``--window 1h`` keeps only the ``--current`` records whose ``--timestamp-field`` (default
+``timestamp``; ISO 8601 or epoch seconds) falls in ``[now - window, now]`` (``--now`` for a fixed end, e.g. in
+tests), and ``--sample-size N --seed S`` cuts them to a seeded uniform sample (see
+:mod:`llmops_compiler.runtime._logs`, which also reads ``s3://bucket/prefix`` inputs). The reference is read
+whole.
+
 Exit codes: 0 scores computed (and pushed / logged where asked); 2 bad arguments or bad input (missing
 file, malformed JSON line, missing field, too few samples, ...), reported as one ``error:`` line on
 stderr without a traceback; 1 the scores were computed but pushing them or logging them to MLflow failed.
@@ -39,9 +45,15 @@ values outside the reference's range fall into the first or last bin.
          reference and current proportions. It is symmetric in ``r`` and ``c`` and equals the symmetric
          Kullback-Leibler (Jeffreys) divergence ``KL(c || r) + KL(r || c)`` of the binned distributions, in
          nats, in ``[0, inf)``. Common reading: < 0.1 stable, 0.1-0.25 moderate, > 0.25 major shift.
-         Smoothing: an empty bin would make the index infinite, so an empty bin's proportion is replaced
-         by ``PSI_EPSILON`` (1e-4) and that distribution renormalised to sum to 1; a distribution without
-         empty bins is used as it is, so the index is exact whenever no bin is empty.
+         Smoothing: an empty bin would make the index infinite, so an empty bin of a sample of ``n``
+         records counts as half a record (``PSI_EMPTY_BIN_COUNT`` = 0.5) and that distribution is
+         renormalised to sum to 1: the empty bin's proportion ``0.5 / (n + 0.5 k)`` (``k`` empty bins)
+         stays below the smallest real proportion ``1 / n`` of that sample, so losing a bin or category
+         entirely always scores more drift than keeping one record in it. This is the add-1/2 correction
+         for empty cells of Haldane (1956, Ann. Hum. Genet. 20:309) and Anscombe (1956, Biometrika 43:461);
+         a fixed epsilon (1e-4) does not scale with the sample and exceeds 1/n for n > 10,000. A
+         distribution without empty bins is used as it is, so the index is exact whenever no bin is empty;
+         a bin empty in both samples is left out.
 ``ks``   two-sample Kolmogorov-Smirnov statistic ``sup |F_ref - F_cur|`` of the raw (unbinned) samples, in
          ``[0, 1]``; identical to ``scipy.stats.ks_2samp(reference, current).statistic``.
 ``js``   Jensen-Shannon **distance** (the square root of the Jensen-Shannon divergence) in base 2 of the
@@ -57,18 +69,17 @@ in ``[0, 1]``.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import math
 import re
 import sys
 import time
 from collections import Counter
-from collections.abc import Hashable, Iterable, Iterator, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from dataclasses import field as dataclass_field
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -81,6 +92,15 @@ from llmops_compiler.conventions import (
     LABEL_MODEL,
     PUSH_JOB_DRIFT,
 )
+from llmops_compiler.runtime._logs import (
+    DEFAULT_TIMESTAMP_FIELD,
+    MISSING,
+    LogInputError,
+    lookup,
+    parse_duration,
+    parse_timestamp,
+    read_window,
+)
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -88,8 +108,8 @@ METHODS: Final = ("psi", "ks", "js")
 FEATURE_TYPES: Final = ("numeric", "length", "categorical", "embedding")
 DEFAULT_BINS: Final = 10
 DEFAULT_MIN_SAMPLES: Final = 10
-PSI_EPSILON: Final = 1e-4
-"""Proportion given to an empty bin before the PSI is computed (then the distribution is renormalised)."""
+PSI_EMPTY_BIN_COUNT: Final = 0.5
+"""Count given to an empty bin before the PSI is computed, then renormalised (Haldane-Anscombe add-1/2)."""
 
 EXIT_OK: Final = 0
 EXIT_PUBLISH_FAILED: Final = 1
@@ -156,17 +176,24 @@ def bin_counts(values: npt.ArrayLike, cuts: npt.ArrayLike) -> npt.NDArray[np.int
 
 def _binned_sorted(
     ref_sorted: FloatArray, cur_sorted: FloatArray, bins: int
-) -> tuple[FloatArray, FloatArray]:
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     cuts = _cuts_of_sorted(ref_sorted, bins)
-    r = _proportions(_counts_of_sorted(ref_sorted, cuts))
-    return r, _proportions(_counts_of_sorted(cur_sorted, cuts))
+    return _counts_of_sorted(ref_sorted, cuts), _counts_of_sorted(cur_sorted, cuts)
+
+
+def binned_counts(
+    reference: npt.ArrayLike, current: npt.ArrayLike, bins: int = DEFAULT_BINS
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Reference and current record counts per bin (bins from the reference quantiles)."""
+    return _binned_sorted(_sorted_sample(reference, "reference"), _sorted_sample(current, "current"), bins)
 
 
 def binned_proportions(
     reference: npt.ArrayLike, current: npt.ArrayLike, bins: int = DEFAULT_BINS
 ) -> tuple[FloatArray, FloatArray]:
     """Reference and current proportions per bin (bins from the reference quantiles), unsmoothed."""
-    return _binned_sorted(_sorted_sample(reference, "reference"), _sorted_sample(current, "current"), bins)
+    r, c = binned_counts(reference, current, bins)
+    return _proportions(r), _proportions(c)
 
 
 def _proportions(counts: npt.ArrayLike) -> FloatArray:
@@ -180,25 +207,31 @@ def _proportions(counts: npt.ArrayLike) -> FloatArray:
     return out
 
 
-def smooth(proportions: npt.ArrayLike, epsilon: float = PSI_EPSILON) -> FloatArray:
-    """Replace empty bins by ``epsilon`` and renormalise (a distribution without empty bins is unchanged)."""
-    p = _proportions(proportions)
-    if np.all(p > 0):
-        return p
-    p = np.where(p > 0, p, epsilon)
-    out: FloatArray = p / p.sum()
-    return out
+def smooth(counts: npt.ArrayLike, empty_bin_count: float = PSI_EMPTY_BIN_COUNT) -> FloatArray:
+    """Proportions of record ``counts`` per bin, an empty bin counted as ``empty_bin_count`` records, then
+    renormalised (counts without empty bins give their plain proportions). See the module docstring."""
+    c = np.asarray(counts, dtype=np.float64)
+    _proportions(c)  # validates: non-empty, non-negative, some mass
+    if np.all(c > 0):
+        return _proportions(c)
+    return _proportions(np.where(c > 0, c, empty_bin_count))
 
 
-def psi_from_proportions(reference: npt.ArrayLike, current: npt.ArrayLike) -> float:
-    """PSI ``sum((c - r) * ln(c / r))`` of two binned distributions (smoothed with :func:`smooth`).
+def psi_from_counts(reference: npt.ArrayLike, current: npt.ArrayLike) -> float:
+    """PSI ``sum((c - r) * ln(c / r))`` of two binned samples given as record counts per bin, smoothed with
+    :func:`smooth` (so they must be counts, not proportions, when a bin is empty).
 
+    A bin empty in both samples is dropped first: it says nothing about drift, and smoothing it by each
+    sample's own size would make two samples of one distribution but different sizes differ.
     Equal to the Jeffreys divergence ``KL(c || r) + KL(r || c)``; symmetric in its two arguments.
     """
-    r = smooth(reference)
-    c = smooth(current)
-    if r.shape != c.shape:
-        raise ValueError(f"distributions have {r.size} and {c.size} bins")
+    ref_counts = np.asarray(reference, dtype=np.float64)
+    cur_counts = np.asarray(current, dtype=np.float64)
+    if ref_counts.shape != cur_counts.shape:
+        raise ValueError(f"distributions have {ref_counts.size} and {cur_counts.size} bins")
+    used = (ref_counts > 0) | (cur_counts > 0)
+    r = smooth(ref_counts[used] if used.any() else ref_counts)
+    c = smooth(cur_counts[used] if used.any() else cur_counts)
     return max(float(np.sum((c - r) * np.log(c / r))), 0.0)
 
 
@@ -227,12 +260,12 @@ def tv_from_proportions(reference: npt.ArrayLike, current: npt.ArrayLike) -> flo
 
 def psi(reference: npt.ArrayLike, current: npt.ArrayLike, bins: int = DEFAULT_BINS) -> float:
     """Population stability index of a numeric feature (see the module docstring)."""
-    return psi_from_proportions(*binned_proportions(reference, current, bins))
+    return psi_from_counts(*binned_counts(reference, current, bins))
 
 
 def js(reference: npt.ArrayLike, current: npt.ArrayLike, bins: int = DEFAULT_BINS) -> float:
     """Jensen-Shannon distance (base 2) of a numeric feature's binned distributions."""
-    return js_from_proportions(*binned_proportions(reference, current, bins))
+    return js_from_proportions(*binned_counts(reference, current, bins))
 
 
 def _ks_sorted(a: FloatArray, b: FloatArray) -> float:
@@ -260,10 +293,10 @@ def ks(reference: npt.ArrayLike, current: npt.ArrayLike) -> float:
     return _ks_sorted(_sorted_sample(reference, "reference"), _sorted_sample(current, "current"))
 
 
-def category_proportions(
+def category_counts(
     reference: Iterable[Hashable], current: Iterable[Hashable]
 ) -> tuple[list[Hashable], FloatArray, FloatArray]:
-    """Categories seen in either sample (in a stable order) and their reference and current frequencies."""
+    """Categories seen in either sample (in a stable order) and their reference and current counts."""
     ref_counts = Counter(reference)
     cur_counts = Counter(current)
     if not ref_counts:
@@ -271,15 +304,23 @@ def category_proportions(
     if not cur_counts:
         raise ValueError("current sample is empty")
     categories = sorted(ref_counts.keys() | cur_counts.keys(), key=lambda c: (type(c).__name__, str(c)))
-    r = _proportions([ref_counts.get(c, 0) for c in categories])
-    c = _proportions([cur_counts.get(k, 0) for k in categories])
+    r = np.array([ref_counts.get(c, 0) for c in categories], dtype=np.float64)
+    c = np.array([cur_counts.get(k, 0) for k in categories], dtype=np.float64)
     return categories, r, c
 
 
+def category_proportions(
+    reference: Iterable[Hashable], current: Iterable[Hashable]
+) -> tuple[list[Hashable], FloatArray, FloatArray]:
+    """Categories seen in either sample (in a stable order) and their reference and current frequencies."""
+    categories, r, c = category_counts(reference, current)
+    return categories, _proportions(r), _proportions(c)
+
+
 def psi_categorical(reference: Iterable[Hashable], current: Iterable[Hashable]) -> float:
-    """PSI over category frequencies (empty categories smoothed like empty bins)."""
-    _, r, c = category_proportions(reference, current)
-    return psi_from_proportions(r, c)
+    """PSI over category counts (empty categories smoothed like empty bins)."""
+    _, r, c = category_counts(reference, current)
+    return psi_from_counts(r, c)
 
 
 def js_categorical(reference: Iterable[Hashable], current: Iterable[Hashable]) -> float:
@@ -337,7 +378,7 @@ def numeric_scores(
     out: dict[str, float] = {}
     if "psi" in methods or "js" in methods:
         r, c = _binned_sorted(ref, cur, bins)
-        out["psi"] = psi_from_proportions(r, c)
+        out["psi"] = psi_from_counts(r, c)
         out["js"] = js_from_proportions(r, c)
     if "ks" in methods:
         out["ks"] = _ks_sorted(ref, cur)
@@ -347,8 +388,8 @@ def numeric_scores(
 def categorical_scores(
     reference: Sequence[Hashable], current: Sequence[Hashable], methods: Sequence[str]
 ) -> dict[str, float]:
-    _, r, c = category_proportions(reference, current)
-    table = {"psi": psi_from_proportions, "js": js_from_proportions, "ks": tv_from_proportions}
+    _, r, c = category_counts(reference, current)
+    table = {"psi": psi_from_counts, "js": js_from_proportions, "ks": tv_from_proportions}
     return {m: table[m](r, c) for m in methods}
 
 
@@ -378,76 +419,13 @@ class FeatureSpec:
         return cls(name=name, type=kind, field=parts[2] if len(parts) == 3 else name)
 
 
-_MISSING: Final = object()
-
-
-def _lookup(record: dict[str, Any], path: str) -> Any:
-    if path in record:
-        return record[path]
-    node: Any = record
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return _MISSING
-        node = node[part]
-    return node
-
-
-def _open_text(path: Path) -> IO[str]:
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return path.open("r", encoding="utf-8")
-
-
-def _input_files(path: Path) -> list[Path]:
-    """A JSONL file, or every ``*.jsonl``/``*.jsonl.gz`` below a folder (a downloaded log prefix), sorted."""
-    if not path.exists():
-        raise DriftInputError(f"{path}: no such file or folder")
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith((".jsonl", ".jsonl.gz")))
-        if not files:
-            raise DriftInputError(f"{path}: folder holds no .jsonl or .jsonl.gz files")
-        return files
-    if not path.is_file():
-        raise DriftInputError(f"{path}: not a file")
-    return [path]
-
-
-def _iter_records(path: Path) -> Iterator[tuple[Path, int, dict[str, Any]]]:
-    for file in _input_files(path):
-        for lineno, record in _iter_file_records(file):
-            yield file, lineno, record
-
-
-def _iter_file_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    try:
-        with _open_text(path) as fh:
-            for lineno, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DriftInputError(
-                        f"{path}:{lineno}: malformed JSON: {exc.msg} (column {exc.colno})"
-                    ) from None
-                if not isinstance(record, dict):
-                    raise DriftInputError(
-                        f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}"
-                    )
-                yield lineno, record
-    except UnicodeDecodeError as exc:
-        raise DriftInputError(f"{path}: not UTF-8 text ({exc.reason})") from None
-    except (OSError, EOFError) as exc:
-        raise DriftInputError(f"{path}: cannot read: {exc}") from None
-
-
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _extract(feature: FeatureSpec, value: Any, where: str) -> Any:
-    if value is _MISSING or value is None:
-        what = "no field" if value is _MISSING else "a null field"
+    if value is MISSING or value is None:
+        what = "no field" if value is MISSING else "a null field"
         raise DriftInputError(f"{where}: record has {what} {feature.field!r} (feature {feature.name!r})")
     bad = f"{where}: field {feature.field!r} (feature {feature.name!r}, type {feature.type})"
     if feature.type == "numeric":
@@ -474,14 +452,31 @@ def _extract(feature: FeatureSpec, value: Any, where: str) -> Any:
     return value
 
 
-def read_features(path: Path, features: Sequence[FeatureSpec]) -> dict[str, list[Any]]:
-    """One pass over a JSONL file, extracting every feature's value from every record."""
+def read_features(
+    path: Path | str,
+    features: Sequence[FeatureSpec],
+    *,
+    window: float | None = None,
+    now: float | None = None,
+    timestamp_field: str = DEFAULT_TIMESTAMP_FIELD,
+    sample_size: int | None = None,
+    seed: int = 0,
+) -> dict[str, list[Any]]:
+    """Every feature's value from every record of ``path`` (a JSONL file, folder or ``s3://`` prefix), the
+    records cut to a time window and a seeded sample as :func:`llmops_compiler.runtime._logs.read_window`
+    does (all records when ``window`` and ``sample_size`` are ``None``)."""
+    try:
+        logs = read_window(
+            path, window=window, now=now, timestamp_field=timestamp_field, sample_size=sample_size, seed=seed
+        )
+    except LogInputError as exc:
+        raise DriftInputError(str(exc)) from None
     values: dict[str, list[Any]] = {f.name: [] for f in features}
     dims: dict[str, int] = {}
-    for file, lineno, record in _iter_records(path):
-        where = f"{file}:{lineno}"
+    for item in logs.records:
+        where, record = item.where, item.record
         for feature in features:
-            value = _extract(feature, _lookup(record, feature.field), where)
+            value = _extract(feature, lookup(record, feature.field), where)
             if feature.type == "embedding":
                 dim = dims.setdefault(feature.name, len(value))
                 if len(value) != dim:
@@ -625,8 +620,29 @@ def build_parser() -> argparse.ArgumentParser:
         "and push it to the Prometheus Pushgateway.",
     )
     p.add_argument("--model", required=True, help="model name (label 'model')")
-    p.add_argument("--reference", required=True, type=Path, help="reference dataset, JSONL (.gz ok)")
-    p.add_argument("--current", required=True, type=Path, help="window of production request logs, JSONL")
+    p.add_argument(
+        "--reference", required=True, help="reference dataset: a JSONL file (.gz ok), a folder or an s3:// prefix"
+    )
+    p.add_argument(
+        "--current",
+        required=True,
+        help="production request logs: a JSONL file (.gz ok), a folder of them, or an s3://bucket/prefix",
+    )
+    p.add_argument(
+        "--window",
+        metavar="DURATION",
+        help="keep only --current records of the last DURATION (e.g. 1h, 30m, 7d) before --now; default all",
+    )
+    p.add_argument("--now", metavar="ISO8601", help="end of the window (default: the current time)")
+    p.add_argument(
+        "--timestamp-field",
+        default=DEFAULT_TIMESTAMP_FIELD,
+        help=f"field holding each record's time, ISO 8601 or epoch seconds (default {DEFAULT_TIMESTAMP_FIELD})",
+    )
+    p.add_argument(
+        "--sample-size", type=int, metavar="N", help="cut the --current records to a seeded sample of N"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")
     p.add_argument(
         "--feature",
         action="append",
@@ -693,6 +709,19 @@ def _parse_grouping(model: str, environment: str | None, raw: Sequence[str]) -> 
     return grouping
 
 
+def _parse_window(window: str | None, now: str | None) -> tuple[float | None, float | None]:
+    """``--window`` in seconds and ``--now`` in epoch seconds (``None`` when not given)."""
+    try:
+        seconds = parse_duration(window) if window else None
+    except ValueError as exc:
+        raise DriftInputError(f"--window: {exc}") from None
+    try:
+        end = parse_timestamp(now) if now else None
+    except ValueError as exc:
+        raise DriftInputError(f"--now: {exc}") from None
+    return seconds, end
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     started = time.monotonic()
@@ -710,8 +739,19 @@ def run(argv: Sequence[str] | None = None) -> int:
         if not args.model.strip():
             raise DriftInputError("--model must not be empty")
         grouping = _parse_grouping(args.model, args.environment, args.grouping_label)
+        window, now = _parse_window(args.window, args.now)
+        if args.sample_size is not None and args.sample_size < 1:
+            raise DriftInputError(f"--sample-size must be >= 1, got {args.sample_size}")
         reference = read_features(args.reference, features)
-        current = read_features(args.current, features)
+        current = read_features(
+            args.current,
+            features,
+            window=window,
+            now=now,
+            timestamp_field=args.timestamp_field,
+            sample_size=args.sample_size,
+            seed=args.seed,
+        )
         results = score_features(features, reference, current, methods, args.bins, args.min_samples)
     except (DriftInputError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -722,6 +762,9 @@ def run(argv: Sequence[str] | None = None) -> int:
         "environment": args.environment,
         "reference": str(args.reference),
         "current": str(args.current),
+        "window": args.window,
+        "now": args.now,
+        "sample_size": args.sample_size,
         "bins": args.bins,
         "methods": methods,
         "metric": DRIFT_SCORE,

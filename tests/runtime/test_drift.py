@@ -82,15 +82,43 @@ def test_psi_three_bins_by_hand() -> None:
     assert drift.psi(reference, reference, 3) == 0.0
 
 
-def test_psi_empty_bins_are_smoothed_with_epsilon() -> None:
+def test_psi_empty_bins_count_as_half_a_record() -> None:
     reference = [1, 2, 3, 4, 5, 6]
-    current = [1, 1, 2, 2, 2, 1]  # everything in the first bin
-    eps = drift.PSI_EPSILON
+    current = [1, 1, 2, 2, 2, 1]  # all six records in the first bin
+    assert drift.PSI_EMPTY_BIN_COUNT == 0.5
     r = np.array([1 / 3, 1 / 3, 1 / 3])
-    c = np.array([1.0, eps, eps]) / (1 + 2 * eps)
+    c = np.array([6, 0.5, 0.5]) / 7  # two empty bins of half a record each, renormalised
     expected = float(np.sum((c - r) * np.log(c / r)))
     assert drift.psi(reference, current, 3) == pytest.approx(expected, rel=1e-12)
     assert math.isfinite(expected)
+
+
+def test_losing_a_category_scores_more_drift_than_keeping_one_record_in_100000() -> None:
+    """The issue's case: with a fixed epsilon of 1e-4 an empty category counted as 10 records in 100,000."""
+    reference = ["en"] * 50_000 + ["de"] * 50_000
+    kept_one = ["en"] * 99_999 + ["de"]
+    lost = ["en"] * 100_000
+    psi_kept = drift.psi_categorical(reference, kept_one)
+    psi_lost = drift.psi_categorical(reference, lost)
+    assert psi_lost > psi_kept
+    # by hand: "de" lost counts as half a record out of 100,000.5
+    r = np.array([0.5, 0.5])
+    c = np.array([0.5, 100_000]) / 100_000.5
+    assert psi_lost == pytest.approx(float(np.sum((c - r) * np.log(c / r))), rel=1e-12)
+    # the same for a numeric bin: everything moved out of the top bin vs one record left in it
+    ref_numeric = np.repeat(np.arange(10.0), 10_000)
+    cur_kept = np.r_[np.repeat(np.arange(9.0), 11_111), [9.0]]
+    cur_lost = np.repeat(np.arange(9.0), 11_111)
+    assert drift.psi(ref_numeric, cur_lost) > drift.psi(ref_numeric, cur_kept)
+
+
+def test_smoothed_empty_bin_stays_below_the_smallest_real_proportion() -> None:
+    for n in (1, 7, 10_000, 1_000_000):
+        counts = np.array([n - 1, 1, 0, 0]) if n > 1 else np.array([1, 0, 0, 0])
+        p = drift.smooth(counts)
+        assert p.sum() == pytest.approx(1.0)
+        assert p[counts == 0].max() < p[counts > 0].min()
+    np.testing.assert_array_equal(drift.smooth([3, 1]), [0.75, 0.25])  # nothing to smooth
 
 
 def test_psi_is_jeffreys_divergence() -> None:
@@ -99,7 +127,7 @@ def test_psi_is_jeffreys_divergence() -> None:
         p = rng.dirichlet(np.ones(8))
         q = rng.dirichlet(np.ones(8))
         jeffreys = entropy(p, q) + entropy(q, p)
-        assert drift.psi_from_proportions(p, q) == pytest.approx(jeffreys, rel=1e-12)
+        assert drift.psi_from_counts(p, q) == pytest.approx(jeffreys, rel=1e-12)
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -147,9 +175,8 @@ def test_categorical_statistics() -> None:
     assert cats == ["de", "en", "es", "fr"]
     np.testing.assert_allclose(r, [0.3, 0.6, 0.0, 0.1])
     np.testing.assert_allclose(c, [0.3, 0.2, 0.1, 0.4])
-    # "es" is new: smoothed to epsilon in the reference
-    eps = drift.PSI_EPSILON
-    rs = np.array([0.3, 0.6, eps, 0.1]) / (1 + eps)
+    # "es" is new: half a record of the reference's 10
+    rs = np.array([3, 6, 0.5, 1]) / 10.5
     assert drift.psi_categorical(ref, cur) == pytest.approx(float(np.sum((c - rs) * np.log(c / rs))))
     assert drift.js_categorical(ref, cur) == pytest.approx(jensenshannon(r, c, base=2), abs=1e-12)
     assert drift.ks_categorical(ref, cur) == pytest.approx(0.5 * (0 + 0.4 + 0.1 + 0.3))
@@ -234,8 +261,8 @@ def test_identical_distributions_score_zero(sample: list[float], bins: int) -> N
 @given(count_vectors)
 def test_psi_symmetric_in_binned_distributions(pair: tuple[list[int], list[int]]) -> None:
     p, q = pair
-    assert drift.psi_from_proportions(p, q) == pytest.approx(drift.psi_from_proportions(q, p), rel=1e-9)
-    assert drift.psi_from_proportions(p, q) >= 0.0
+    assert drift.psi_from_counts(p, q) == pytest.approx(drift.psi_from_counts(q, p), rel=1e-9)
+    assert drift.psi_from_counts(p, q) >= 0.0
     j = drift.js_from_proportions(p, q)
     assert 0.0 <= j <= 1.0
     assert j == pytest.approx(drift.js_from_proportions(q, p), abs=1e-12)
@@ -446,6 +473,86 @@ def test_current_logs_may_be_a_folder_of_jsonl_files(datasets: dict[str, Path], 
     empty = tmp_path / "empty"
     empty.mkdir()
     _assert_one_line_error(run_drift(*args, "--current", empty), "folder holds no .jsonl or .jsonl.gz files")
+
+
+def _timestamped(records: list[dict[str, Any]], start: float, step: float, iso: bool) -> list[dict[str, Any]]:
+    from datetime import UTC, datetime
+
+    out = []
+    for i, record in enumerate(records):
+        t = start + i * step
+        stamp: Any = datetime.fromtimestamp(t, UTC).isoformat() if iso else t
+        out.append({**record, "ts": stamp})
+    return out
+
+
+def test_window_keeps_only_records_of_the_last_hour(datasets: dict[str, Path], tmp_path: Path) -> None:
+    """--window/--now keep [now - 1h, now]: a log of old stable traffic and recent shifted traffic scores the
+    same as the recent part alone; ISO 8601 and epoch-second timestamps read alike."""
+    from datetime import UTC, datetime
+
+    now = datetime(2026, 11, 2, 12, 0, tzinfo=UTC).timestamp()
+    old = [json.loads(line) for line in datasets["stable"].read_text().splitlines()[:1000]]
+    recent = [json.loads(line) for line in datasets["shifted"].read_text().splitlines()[:1000]]
+    # old: 3h to 2h before now (epoch seconds); recent: within the last hour (ISO 8601 with offset)
+    log = _timestamped(old, now - 3 * 3600, 3.6, iso=False) + _timestamped(recent, now - 3599, 3.599, iso=True)
+    mixed = _write_jsonl(tmp_path / "mixed.jsonl", iter(log))
+    only_recent = _write_jsonl(tmp_path / "recent.jsonl", iter(recent))
+    base = ["--model", "m", "--reference", datasets["reference"], "--feature", "x:numeric", "--method", "ks"]
+    windowed = run_drift(*base, "--current", mixed, "--window", "1h", "--now", "2026-11-02T12:00:00Z",
+                         "--timestamp-field", "ts", "--output", tmp_path / "w.json")  # fmt: skip
+    plain = run_drift(*base, "--current", only_recent, "--output", tmp_path / "p.json")
+    whole = run_drift(*base, "--current", mixed, "--output", tmp_path / "all.json")
+    assert windowed.returncode == plain.returncode == whole.returncode == 0, windowed.stderr
+    w = json.loads((tmp_path / "w.json").read_text())["features"][0]
+    p = json.loads((tmp_path / "p.json").read_text())["features"][0]
+    a = json.loads((tmp_path / "all.json").read_text())["features"][0]
+    assert w["n_current"] == 1000
+    assert w["scores"] == p["scores"]
+    assert a["n_current"] == 2000 and a["scores"]["ks"] < w["scores"]["ks"]
+
+
+def test_window_sample_is_seeded_and_independent_of_file_order(datasets: dict[str, Path], tmp_path: Path) -> None:
+    from llmops_compiler.runtime._logs import read_window
+
+    lines = datasets["shifted"].read_text().splitlines(keepends=True)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "1.jsonl").write_text("".join(lines[:1500]))
+    (tmp_path / "a" / "2.jsonl").write_text("".join(lines[1500:]))
+    shuffled = list(lines)
+    np.random.default_rng(0).shuffle(shuffled)
+    (tmp_path / "b" / "only.jsonl").write_text("".join(shuffled))
+
+    def ids(folder: Path, seed: int) -> list[str]:
+        return [r.record["request_id"] for r in read_window(folder, sample_size=200, seed=seed).records]
+
+    first = ids(tmp_path / "a", 1)
+    assert len(first) == len(set(first)) == 200
+    assert first == ids(tmp_path / "b", 1)  # same lines, other files and order: same sample, same order
+    assert set(first) != set(ids(tmp_path / "a", 2))
+    # a uniform sample: its mean of x is close to the whole window's (3000 records, sd 1: se of 200 ~ 0.07)
+    by_id = {json.loads(line)["request_id"]: json.loads(line)["x"] for line in lines}
+    assert np.mean([by_id[i] for i in first]) == pytest.approx(np.mean(list(by_id.values())), abs=0.25)
+    # the CLI: --sample-size cuts --current only
+    proc = run_drift("--model", "m", "--reference", datasets["reference"], "--current", tmp_path / "a",
+                     "--feature", "x:numeric", "--sample-size", "200", "--seed", "1",
+                     "--output", tmp_path / "s.json")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    feature = json.loads((tmp_path / "s.json").read_text())["features"][0]
+    assert (feature["n_reference"], feature["n_current"]) == (4000, 200)
+
+
+def test_window_needs_readable_timestamps(datasets: dict[str, Path], tmp_path: Path) -> None:
+    log = tmp_path / "log.jsonl"
+    log.write_text('{"x": 1.0, "ts": "2026-11-02T11:00:00Z"}\n{"x": 2.0, "ts": "yesterday"}\n')
+    base = ["--model", "m", "--reference", datasets["reference"], "--feature", "x:numeric", "--current", log]
+    proc = run_drift(*base, "--window", "1h", "--now", "2026-11-02T12:00:00Z", "--timestamp-field", "ts")
+    _assert_one_line_error(proc, f"{log}:2:", "'ts'", "not an ISO 8601 timestamp")
+    proc = run_drift(*base, "--window", "1h", "--now", "2026-11-02T12:00:00Z")
+    _assert_one_line_error(proc, f"{log}:1:", "no timestamp field 'timestamp'")
+    _assert_one_line_error(run_drift(*base, "--window", "an hour"), "--window: bad duration 'an hour'")
+    _assert_one_line_error(run_drift(*base, "--window", "1h", "--now", "noon"), "--now: not an ISO 8601")
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # from MLflow's SQLAlchemy store
