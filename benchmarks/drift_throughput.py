@@ -42,18 +42,20 @@ def _histograms(ref: FloatArray, cur: FloatArray, bins: int) -> tuple[FloatArray
     edges[0], edges[-1] = -np.inf, np.inf
     h_ref, _ = np.histogram(ref, edges)
     h_cur, _ = np.histogram(cur, edges)
-    return h_ref / h_ref.sum(), h_cur / h_cur.sum()
+    return h_ref.astype(np.float64), h_cur.astype(np.float64)
 
 
-def _smooth(p: FloatArray) -> FloatArray:
-    p = np.where(p > 0, p, drift.PSI_EPSILON)
-    out: FloatArray = p / p.sum()
+def _smooth(counts: FloatArray) -> FloatArray:
+    """The step's rule, written plainly: an empty bin counts as half a record, then normalise."""
+    c = np.where(counts > 0, counts, drift.PSI_EMPTY_BIN_COUNT).astype(np.float64)
+    out: FloatArray = c / c.sum()
     return out
 
 
 def baseline_psi(ref: FloatArray, cur: FloatArray, bins: int) -> float:
     p, q = _histograms(ref, cur, bins)
-    p, q = _smooth(p), _smooth(q)
+    used = (p > 0) | (q > 0)  # a bin empty in both samples says nothing
+    p, q = _smooth(p[used]), _smooth(q[used])
     return float(entropy(p, q) + entropy(q, p))
 
 
