@@ -87,13 +87,26 @@ YAML_PIECES = [
 ]
 yaml_like_text = st.lists(st.one_of(st.sampled_from(YAML_PIECES), st.text(max_size=4)), max_size=60).map("".join)
 
+# Values that slipped through before: names and durations ending in a newline, templates that compute huge
+# numbers or nest deeply, and credentials in the formats secret scanners know.
+TRICKY_VALUES = [
+    "support-llm\n", "dev\n", "30m\n", "1.0.0\n", "*/30 * * * *\n", "stable\n", "0s", "latest", "v2",
+    "{{ 10**4300 }}", "{{ 'x' * 1000000000 }}", "{{ " + "(" * 100 + "x" + ")" * 100 + " }}",
+    "{{ '{0.__class__}'.format(x) }}", "{{ x|attr('format') }}",
+    "https://user:s3cr3t-Passw0rd@mlflow.test", "https://api.test/x?token=abcdef123456",
+    "ghp_4f9Kq2LmN8vR3xT7yZ1aB6cD0eF5gH2jK9mP", "AIzaSyD4f9Kq2LmN8vR3xT7yZ1aB6cD0eF5gH2j",
+    "https://hooks.slack.com/services/T01ABCDEF/B02GHIJKL/aBcDeFgHiJkLmNoPqRsTuVwX",
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+]
 scalars = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(-(2**70), 2**70),
     st.floats(),
     st.text(max_size=12),
+    st.text(max_size=12).map(lambda text: text + "\n"),
     st.sampled_from(["support-llm", "answer", "lora", "canary", "1.0.0", "30m", "2Gi", "s3://b/k", "input.question"]),
+    st.sampled_from(TRICKY_VALUES),
 )
 
 
@@ -361,3 +374,65 @@ def test_every_mutation_changes_something(mutation: Mutation) -> None:
 
     record()
     assert any(outcomes)
+
+
+# --- whole-value matching: a newline at the end of any one-line value is refused --------------------------
+
+def _multi_line_field(kind: str, spec_path: tuple[Any, ...]) -> bool:
+    """Whether the field at ``spec_path`` may hold several lines (prompt templates, descriptions, PromQL) or
+    is free-form (a Tool's JSON Schemas)."""
+    import typing
+
+    from llmops_compiler.specs import common
+    from llmops_compiler.validate import _types_at
+
+    if kind == "Tool" and spec_path[:1] in (("parameters",), ("output",)):
+        return True
+    for annotation in _types_at(SPEC_MODELS[kind], spec_path):
+        metadata = typing.get_args(annotation)[1:] if typing.get_origin(annotation) is typing.Annotated else ()
+        if any(getattr(item, "func", None) is common._text for item in metadata):
+            return True
+    return False
+
+
+def _string_leaves(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], str]]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _string_leaves(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _string_leaves(item, (*path, index))
+    elif isinstance(value, str):
+        yield path, value
+
+
+def _newline_cases() -> list[tuple[str, int, tuple[Any, ...]]]:
+    cases = []
+    for relative, text in EXAMPLE_FILES.items():
+        for index, document in enumerate(yaml.safe_load_all(text)):
+            for path, _ in _string_leaves(document):
+                spec_path = path[1:] if path[0] == "spec" else path[2:] if path[0] == "environments" else None
+                if path in (("apiVersion",), ("kind",)):
+                    continue
+                if spec_path is not None and _multi_line_field(document["kind"], spec_path):
+                    continue
+                cases.append((relative, index, path))
+    return cases
+
+
+def test_every_one_line_value_of_the_example_refuses_a_trailing_newline() -> None:
+    """Each string of the example that is not meant to span lines, with "\\n" appended, fails validation at
+    that value: names, environments, namespaces, durations, versions, label values, URLs, aliases, ..."""
+    cases = _newline_cases()
+    assert len(cases) > 100
+    for relative, index, path in cases:
+        files = dict(EXAMPLE_FILES)
+        documents = list(yaml.safe_load_all(files[relative]))
+        parent = documents[index]
+        for element in path[:-1]:
+            parent = parent[element]
+        parent[path[-1]] += "\n"
+        files[relative] = yaml.safe_dump_all(documents, sort_keys=False)
+        with specs_folder(files) as specs:
+            problems = [problem for problem in api.validate(specs) if problem.severity == "error"]
+        assert problems, f"{relative} document {index}: `{'.'.join(map(str, path))}` with a trailing newline passed"
