@@ -51,8 +51,9 @@ def lower(graph: ProjectGraph) -> list[Resource]:
     for view in graph.environments:
         for environment_target in ENVIRONMENT_TARGETS:
             resources.extend(environment_target(view))
+    environment_resources = list(resources)
     for project_target in PROJECT_TARGETS:
-        resources.extend(project_target(graph))
+        resources.extend(project_target(graph, environment_resources))
     return resources
 
 

@@ -56,6 +56,14 @@ def _duplicates(names: list[str]) -> Iterator[tuple[int, str]]:
 # --- Project ---------------------------------------------------------------------------------------
 
 def check_project(spec: ProjectSpec, raw: dict[str, Any]) -> Iterator[Finding]:
+    from .platform import too_old
+
+    for field_name, declared, why in too_old(spec.platform):
+        yield Finding(("platform", field_name), "LLM203", f"`{field_name}` {declared} is too old: {why}",
+                      "upgrade the controller, or stay on an older llmops-compiler")
+    if spec.event_bus.replicas == 2:
+        yield Finding(("eventBus", "replicas"), "LLM203", "an EventBus of 2 JetStream servers is refused by Argo "
+                      "Events (2 cannot outvote a failure)", "use 1, or 3 and more")
     store = spec.runtime.object_store
     if (store.access_key is None) != (store.secret_key is None):
         given = "accessKey" if store.access_key is not None else "secretKey"

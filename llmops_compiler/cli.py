@@ -199,6 +199,26 @@ def schema(output: Path | None) -> None:
 
 
 @main.command()
+@specs_argument
+@click.option("--env", "environment", metavar="ENV", help="Only what this environment needs.")
+@click.option("--format", "requirements_format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@handles_errors
+def requirements(specs: Path, environment: str | None, requirements_format: str) -> None:
+    """List what the clusters must already have: controllers and versions, CRDs, every Secret and key."""
+    from . import api
+    from . import requirements as needs
+
+    build = api.build(specs)
+    names = [view.name for view in build.graph.environments]
+    if environment is not None and environment not in names:
+        raise click.BadParameter(f"`{environment}` is not an environment (expected one of: {', '.join(names)})",
+                                 param_hint="--env")
+    found = needs.requirements(build, environment)
+    click.echo(needs.render_json(found) if requirements_format == "json" else needs.render_text(found))
+
+
+@main.command()
 @click.argument("target", required=False, default="", metavar="[KIND[.FIELD...]]")
 def explain(target: str) -> None:
     """Document a kind or a field of the spec language (like `kubectl explain`)."""

@@ -64,6 +64,7 @@ KIND_FOLDERS: Final[dict[str, str]] = {
     "CronWorkflow": "workflows",
     "EventSource": "events",
     "Sensor": "events",
+    "EventBus": "events",
     "PrometheusRule": "monitoring",
     "AlertmanagerConfig": "monitoring",
     "VirtualService": "traffic",
@@ -158,7 +159,9 @@ ALERT_GROUP_BY: Final = (
     "feature", "metric", "severity",
 )
 
-# Argo Events: the webhook that receives Alertmanager's notifications.
+# Argo Events: the EventBus (the name EventSources and Sensors use when they name none), and the webhook that
+# receives Alertmanager's notifications.
+EVENT_BUS_NAME: Final = "default"
 ALERT_WEBHOOK_EVENT: Final = "alertmanager"
 ALERT_WEBHOOK_PORT: Final = 12000
 ALERT_WEBHOOK_ENDPOINT: Final = "/alerts"

@@ -10,6 +10,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -41,6 +42,28 @@ NAME_LIMITS: dict[str, tuple[int, str]] = {
     "EventSource": (47, "Argo Events derives the Service `<name>-eventsource-svc`, a DNS label"),
     "Sensor": (63, "Argo Events writes it into the sensor pods' labels"),
 }
+
+
+# Names a controller copies into label values of the objects it creates (at most 63 characters, a label value's
+# form): Argo Events labels every object a trigger creates `events.argoproj.io/trigger: <trigger name>`.
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+def _derived_label_problems(item: Resource, position: Position) -> list[Diagnostic]:
+    """Names in an object that a controller turns into label values, checked now rather than at run time."""
+    derived: list[tuple[str, str]] = []
+    if item.kind == "Sensor":
+        derived += [(trigger["template"]["name"], "Argo Events labels the objects it creates with the trigger name")
+                    for trigger in item.body["spec"].get("triggers", [])]
+    derived += [(value, f"it is the value of label `{key}`")
+                for key, value in item.body["metadata"].get("labels", {}).items()]
+    return [
+        Diagnostic(position, "LLM504",
+                   f"{item.kind} `{item.name}` carries the name `{name}` ({len(name)} characters), which is not a "
+                   f"valid label value of at most 63 characters: {why}",
+                   "shorten the spec's name, or the model's name it is combined with")
+        for name, why in derived if len(name) > 63 or not LABEL_VALUE.fullmatch(name)
+    ]
 
 
 class OutputConflict(Exception):
@@ -113,6 +136,7 @@ def render_files(
                 f"than the {limit} allowed ({why})",
                 "shorten the spec's name, or the names it is combined with (a check's, an SLO's)",
             ))
+        problems.extend(_derived_label_problems(item, where(item)))
         files[item.path] = render_resource(item)
         sources[item.path] = item.source
     for environment in environments:

@@ -118,6 +118,43 @@ class _AppProject(_Strict):
     spec: _AppProjectSpec
 
 
+# --- Argo Events objects hera has no model for, or models in their Go shape rather than their JSON one ------
+
+class _Backoff(_Strict):
+    """A trigger's ``retryStrategy`` as Argo Events reads its JSON (``pkg/apis/events/v1alpha1``, type
+    ``Backoff``): ``duration`` is ``Int64OrString`` (nanoseconds or a Go duration) and ``factor``/``jitter``
+    are ``Amount`` (a JSON number); hera's models describe the Go structs behind them instead."""
+
+    steps: int = Field(ge=1)
+    duration: int | str | None = Field(default=None, pattern=r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$")
+    factor: float | None = Field(default=None, gt=0)
+    jitter: float | None = Field(default=None, ge=0)
+
+
+class _JetStreamBus(_Strict):
+    """``spec.jetstream`` (argo-events v1.9 ``pkg/apis/events/v1alpha1/jetstream_eventbus.go``, ``JetStreamBus``),
+    the fields the compiler writes; replicas 1 or at least 3 (``pkg/reconciler/eventbus/validate.go``)."""
+
+    version: str = Field(min_length=1)
+    replicas: int | None = None
+    stream_config: str | None = Field(default=None, alias="streamConfig")
+
+    def model_post_init(self, context: Any) -> None:
+        if self.replicas is not None and not (self.replicas == 1 or self.replicas >= 3):
+            raise ValueError(f"JetStream replicas must be 1 or at least 3, got {self.replicas}")
+
+
+class _EventBusSpec(_Strict):
+    jetstream: _JetStreamBus
+
+
+class _EventBus(_Strict):
+    api_version: str = Field(alias="apiVersion", pattern="^argoproj.io/v1alpha1$")
+    kind: str = Field(pattern="^EventBus$")
+    metadata: _ObjectMeta
+    spec: _EventBusSpec
+
+
 @cache
 def _model_for(api_version: str, kind: str) -> type[Any] | None:
     group = api_version.split("/")[0] if "/" in api_version else ""
@@ -130,7 +167,7 @@ def _model_for(api_version: str, kind: str) -> type[Any] | None:
             import hera.events.models as events
 
             return getattr(events, kind)  # type: ignore[no-any-return]
-        return {"Application": _Application, "AppProject": _AppProject}[kind]
+        return {"Application": _Application, "AppProject": _AppProject, "EventBus": _EventBus}[kind]
     if group == "monitoring.coreos.com":
         version = api_version.split("/")[1]
         module = __import__(f"cloudcoil.models.prometheus_operator.{version}", fromlist=[kind])
@@ -143,9 +180,10 @@ def _model_for(api_version: str, kind: str) -> type[Any] | None:
 
 
 def _validate_argo_events(body: dict[str, Any]) -> None:
-    """hera's events models differ from Argo Events' JSON in three places: they have no apiVersion/kind, they
-    nest a webhook's (inline) fields under ``webhookContext``, and they keep nothing of a trigger's
-    ``resource`` (validated here as the object it is)."""
+    """hera's events models differ from Argo Events' JSON in four places: they have no apiVersion/kind, they
+    nest a webhook's (inline) fields under ``webhookContext``, they keep nothing of a trigger's ``resource``
+    (validated here as the object it is), and they describe a trigger's ``retryStrategy`` by its Go struct
+    (validated with :class:`_Backoff`)."""
     import hera.events.models as events
 
     assert body["apiVersion"] == "argoproj.io/v1alpha1", body["apiVersion"]
@@ -160,8 +198,28 @@ def _validate_argo_events(body: dict[str, Any]) -> None:
             source = trigger["template"].get("k8s", {}).get("source", {})
             if "resource" in source:
                 validate_strict(source.pop("resource"))
+            if "retryStrategy" in trigger:
+                _round_trip(_Backoff, trigger.pop("retryStrategy"))
         model = events.Sensor
     _round_trip(model, rest)
+
+
+def _as_argo_workflows_4(body: dict[str, Any]) -> dict[str, Any]:
+    """An Argo Workflows object written for 3.5 (``schedule``, ``synchronization.mutex``) in the shape of 3.6+
+    (the lists), which is all hera's models (generated from Argo Workflows 4.0, where the singular fields are gone)
+    know. Raises AssertionError when a singular field is not what 3.5 takes."""
+    converted: dict[str, Any] = json.loads(json.dumps(body))
+    spec = converted.get("spec", {})
+    if "schedule" in spec:
+        assert isinstance(spec["schedule"], str) and "schedules" not in spec, "schedule must be one string"
+        spec["schedules"] = [spec.pop("schedule")]
+    for holder in (spec, spec.get("workflowSpec", {})):
+        synchronization = holder.get("synchronization", {})
+        if "mutex" in synchronization:
+            assert set(synchronization["mutex"]) == {"name"} and "mutexes" not in synchronization, \
+                "synchronization.mutex must be {name: ...}"
+            synchronization["mutexes"] = [synchronization.pop("mutex")]
+    return converted
 
 
 def validate_strict(body: dict[str, Any]) -> None:
@@ -173,6 +231,8 @@ def validate_strict(body: dict[str, Any]) -> None:
         _validate_argo_events(body)
         return
     model = _model_for(api_version, kind)
+    if api_version.startswith("argoproj.io/") and kind in ("WorkflowTemplate", "CronWorkflow", "Workflow"):
+        body = _as_argo_workflows_4(body)
     if model is None:
         import kubernetes_validate
 

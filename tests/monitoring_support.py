@@ -126,10 +126,22 @@ def rules_file(body: dict[str, Any], path: Path, strip_annotations: bool = False
 
 # --- tools ------------------------------------------------------------------------------------------
 
+INSTALL_HINTS = {
+    "promtool": "apt-get install prometheus",
+    "amtool": "apt-get install prometheus-alertmanager",
+    "prometheus": "apt-get install prometheus",
+    "prometheus-pushgateway": "apt-get install prometheus-pushgateway",
+    "prometheus-alertmanager": "apt-get install prometheus-alertmanager",
+    "kubectl": "apt-get install kubernetes-client (Debian), or install kubectl from https://kubernetes.io/docs/tasks/tools/",
+    "git": "apt-get install git",
+}
+
+
 def tool(name: str) -> str:
-    """The path of a command-line tool; a missing tool fails the test (never a skip)."""
+    """The path of a command-line tool; a missing tool fails the test with the command that installs it (never a
+    skip, never a bare FileNotFoundError)."""
     path = shutil.which(name)
-    assert path is not None, f"`{name}` is not installed (Debian: apt-get install prometheus prometheus-alertmanager)"
+    assert path is not None, f"`{name}` is not installed: {INSTALL_HINTS.get(name, 'install it')} (see README)"
     return path
 
 

@@ -77,11 +77,11 @@ def test_a_compile_refuses_to_overwrite_a_file_it_does_not_own(tmp_path: Path, e
     output = tmp_path / "out"
     output.mkdir()
     (output / "argocd").mkdir()
-    (output / "argocd" / "root.yaml").write_text("# mine\n")
+    (output / "argocd" / "project.yaml").write_text("# mine\n")
     with pytest.raises(CompileError) as error:
         api.compile_project(example_copy / "specs", output)
     assert error.value.diagnostics[0].code == "LLM503"
-    assert (output / "argocd" / "root.yaml").read_text() == "# mine\n"
+    assert (output / "argocd" / "project.yaml").read_text() == "# mine\n"
 
 
 @pytest.mark.slow

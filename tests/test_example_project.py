@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+from monitoring_support import tool
 from project_paths import EXAMPLE_GENERATED, EXAMPLE_SPECS
 from schemas import validate_strict
 
@@ -66,7 +67,8 @@ def test_every_generated_object_is_valid_for_its_kind(example_build: api.Build) 
 @pytest.mark.parametrize("environment", ["dev", "staging", "prod"])
 def test_kustomize_builds_every_environment(example_build: api.Build, environment: str) -> None:
     result = subprocess.run(
-        ["kubectl", "kustomize", str(EXAMPLE_GENERATED / environment)], capture_output=True, text=True, check=False
+        [tool("kubectl"), "kustomize", str(EXAMPLE_GENERATED / environment)], capture_output=True, text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     built = [doc for doc in yaml.load_all(result.stdout, Loader=_KustomizeOutputLoader) if doc]
@@ -168,7 +170,7 @@ def test_argocd_apps_follow_environment_sync_settings(example_build: api.Build) 
     emitted_kinds = {body["kind"] for path, body in objects.items() if not path.startswith("argocd/")}
     allowed = {entry["kind"] for entry in project["namespaceResourceWhitelist"] + project["clusterResourceWhitelist"]}
     assert emitted_kinds - {"Kustomization"} <= allowed
-    root = objects["argocd/root.yaml"]["spec"]
+    root = objects["argocd/bootstrap/root.yaml"]["spec"]
     assert root["source"]["path"] == "generated/argocd"
 
 

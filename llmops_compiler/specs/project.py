@@ -195,12 +195,22 @@ class PlatformVersions(StrictModel):
     """Argo Workflows controller (3.5 and later; before 3.6, CronWorkflows get `schedule` and workflows `mutex`)."""
     argo_events: Version = "1.9"
     """Argo Events controller (1.8 and later: JetStream EventBus, `atLeastOnce` triggers)."""
-    argocd: Version = "2.14"
-    """ArgoCD (2.10 and later: the `Delete=false` sync option)."""
+    argocd: Version = "3.3"
+    """ArgoCD (2.7 and later: the `Delete=false` sync option that protects manual environments)."""
     prometheus_operator: Version = "0.80"
-    """prometheus-operator (0.64 and later: AlertmanagerConfig `httpConfig.authorization`)."""
+    """prometheus-operator (0.53 and later: AlertmanagerConfig `httpConfig.authorization` and `matchType`)."""
     istio: Version = "1.24"
-    """Istio (1.22 and later serve `networking.istio.io/v1`; older ones get `v1beta1`)."""
+    """Istio (1.20 and later; 1.22 and later serve `networking.istio.io/v1`, older ones get `v1beta1`)."""
+
+
+class EventBusSettings(StrictModel):
+    """The Argo Events EventBus the compiler generates in every environment with alert or upload triggers."""
+
+    jetstream_version: Annotated[str, Field(pattern=r"^[0-9A-Za-z][0-9A-Za-z.-]*$", max_length=32)] = "2.9.16"
+    """JetStream version: one of the `version`s in the controller's `argo-events-controller-config`
+    (`2.9.16` ships with every Argo Events from 1.8.1 to 1.9.x)."""
+    replicas: int = Field(default=3, ge=1, le=9)
+    """JetStream servers: 3 (or more) survive the loss of one; 1 for a small cluster (2 is refused by Argo Events)."""
 
 
 class NodePool(StrictModel):
@@ -245,6 +255,8 @@ class ProjectSpec(StrictModel):
     """ArgoCD namespace and AppProjects."""
     platform: PlatformVersions = PlatformVersions()
     """Versions of the controllers the output targets."""
+    event_bus: EventBusSettings = EventBusSettings()
+    """The JetStream EventBus that carries alert and upload events to the Sensors."""
     node_pools: list[NodePool] = []
     """Node types of the cluster, for the compile-time check that workloads fit their nodes."""
     defaults: Defaults = Defaults()

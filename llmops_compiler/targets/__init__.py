@@ -11,6 +11,7 @@ from .base import EnvironmentTarget, ProjectTarget, Resource
 ENVIRONMENT_TARGETS: list[EnvironmentTarget] = [
     core.namespace,
     core.service_accounts,
+    core.artifact_repositories,
     configmaps.prompt_configmaps,
     configmaps.chain_configmaps,
     configmaps.tool_registry,
@@ -18,6 +19,7 @@ ENVIRONMENT_TARGETS: list[EnvironmentTarget] = [
     jobs.prompt_registration_job,
     prometheus.prometheus_rules,
     alertmanager.alertmanager_configs,
+    argo_events.event_bus,
     argo_events.alert_triggers,
     argo_events.rollback_workflow_templates,
     cron_workflows.drift_cron_workflows,

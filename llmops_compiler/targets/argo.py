@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .. import conventions
+from .. import conventions, platform
 from ..resolve import EnvironmentView
 from . import workloads
 from .base import Body
@@ -96,9 +96,12 @@ def workflow_spec(
 ) -> Body:
     """The ``spec`` every generated workflow shares: least-privilege service account, restricted pod security,
     a deadline, pods collected on success, a TTL, and optionally a mutex and workflow labels."""
+    from .core import artifact_repository_ref
+
     spec = compact(
         entrypoint=entrypoint,
         arguments={"parameters": list(parameters)} if parameters else None,
+        artifactRepositoryRef=artifact_repository_ref(view) if view is not None else None,
         serviceAccountName=conventions.WORKFLOW_SERVICE_ACCOUNT,
         securityContext=workloads.pod_security_context(),
         activeDeadlineSeconds=deadline_seconds,
@@ -114,6 +117,16 @@ def workflow_spec(
 
 
 def synchronization(view: EnvironmentView | None, mutex: str) -> Body:
-    """A workflow-level mutex: ``mutexes`` (a list) from Argo Workflows 3.6; 3.5 knows only ``mutex``."""
-    del view
+    """A workflow-level mutex: ``mutexes`` (a list) from Argo Workflows 3.6 (4.0 knows nothing else); 3.5 knows
+    only ``mutex`` and silently ignores the list, so two retrains would overlap."""
+    if view is not None and not platform.argo_workflows_lists(view.project.spec.platform):
+        return {"mutex": {"name": mutex}}
     return {"mutexes": [{"name": mutex}]}
+
+
+def schedules(view: EnvironmentView, schedule: str) -> Body:
+    """A CronWorkflow's schedule: ``schedules`` (a list) from Argo Workflows 3.6; 3.5 needs ``schedule`` and
+    rejects a CronWorkflow without it."""
+    if platform.argo_workflows_lists(view.project.spec.platform):
+        return {"schedules": [schedule]}
+    return {"schedule": schedule}

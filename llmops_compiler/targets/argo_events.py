@@ -13,8 +13,19 @@ The triggers create the Workflow (``workflowTemplateRef``) with the standard Kub
 that the Sensor's service account may make (``create workflows``, nothing else); the ``argoWorkflow``
 trigger would run ``argo submit`` and list workflows afterwards, which needs more rights.
 
-No retrain storm: only firing notifications pass; each trigger is rate limited; Alertmanager repeats a
-retrain alert no sooner than the tuning timeout; and ``tune-<model>`` holds a per-model mutex.
+No retrain storm: only firing alerts of exactly this monitor pass; Alertmanager repeats a retrain alert no
+sooner than the tuning timeout; ``tune-<model>`` holds a per-model mutex and its first step (the guard) skips a
+retrain within the tuning timeout of the last one or while a candidate is rolled out. Each trigger also has a
+rate limit, which *delays* triggers over the limit (Argo Events' limiter blocks, ``pkg/sensors/listener.go``),
+never drops them: it spaces workflows out, the guard decides whether they retrain.
+
+Nothing is lost: events travel on a JetStream EventBus (generated per environment, :func:`event_bus`), and
+each trigger is ``atLeastOnce`` (the event is acknowledged only after the trigger ran, so a Sensor that dies
+mid-trigger gets it again) with a retry strategy (from Argo Events 1.9, retries need ``atLeastOnce``).
+
+The pods Argo Events runs for them are admissible under the restricted Pod Security Standard: the
+argo-events image has no ``USER`` (it runs as root), so ``runAsNonRoot`` needs the explicit user 9731 that
+upstream's own install gives the controller.
 
 EventSource and Sensor are plain dicts: hera's events models nest the webhook's inline fields under
 ``webhookContext`` and drop an inline trigger ``resource``, so they cannot describe these objects.
@@ -40,12 +51,46 @@ ROLLBACK_TIMEOUT_SECONDS = 600
 DEFAULT_REASON = "alert"
 
 
-def _pod_template(service_account: str | None = None) -> Body:
+# The user upstream's install runs the argo-events controller as (manifests/install.yaml); the image itself
+# declares none, so without it `runAsNonRoot` makes the kubelet refuse the pod.
+ARGO_EVENTS_USER = 9731
+# Retries of a trigger whose API call failed (Argo Events retryStrategy: steps, duration, factor, jitter).
+TRIGGER_RETRY: Body = {"steps": 5, "duration": "10s", "factor": 2, "jitter": 0.1}
+
+
+def pod_template(service_account: str | None = None) -> Body:
+    """``spec.template`` of an EventSource or Sensor: a fixed non-root user, no privilege, read-only root."""
     template: Body = {}
     if service_account:
         template["serviceAccountName"] = service_account
-    template["securityContext"] = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    template["securityContext"] = {
+        "runAsNonRoot": True, "runAsUser": ARGO_EVENTS_USER, "runAsGroup": ARGO_EVENTS_USER,
+        "fsGroup": ARGO_EVENTS_USER, "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    template["container"] = {"securityContext": {
+        "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+    }}
     return template
+
+
+def event_bus(view: EnvironmentView) -> list[Resource]:
+    """The JetStream EventBus named ``default`` (the one EventSources and Sensors use when they name none), in
+    every environment that has EventSources or Sensors. NATS Streaming would refuse a Sensor with two
+    dependencies on one event, which the alert Sensors have."""
+    if not any(monitor.spec.triggered_actions() for monitor in view.monitors()) and not view.knowledge_bases():
+        return []
+    settings = view.project.spec.event_bus
+    jetstream: Body = {"version": settings.jetstream_version, "replicas": settings.replicas}
+    if settings.replicas == 1:  # the stream's own replicas default to 3 and are not reduced to the servers'
+        jetstream["streamConfig"] = "replicas: 1\n"
+    body: Body = {
+        "apiVersion": API_VERSION,
+        "kind": "EventBus",
+        "metadata": metadata(view, conventions.EVENT_BUS_NAME, component="events"),
+        "spec": {"jetstream": jetstream},
+    }
+    return [resource(view, body, view.project.source)]
 
 
 def alert_event_source(view: EnvironmentView, monitor: ResolvedSpec[MonitorSpec]) -> Body:
@@ -56,7 +101,7 @@ def alert_event_source(view: EnvironmentView, monitor: ResolvedSpec[MonitorSpec]
         "kind": "EventSource",
         "metadata": metadata(view, conventions.monitor_resource_name(monitor.name), monitor, component="alerts"),
         "spec": {
-            "template": _pod_template(),
+            "template": pod_template(),
             "service": {"ports": [{"port": port, "targetPort": port}]},
             "webhook": {
                 conventions.ALERT_WEBHOOK_EVENT: {
@@ -143,6 +188,8 @@ def _trigger(view: EnvironmentView, monitor: ResolvedSpec[MonitorSpec], action: 
                 ],
             },
         },
+        "atLeastOnce": True,
+        "retryStrategy": dict(TRIGGER_RETRY),
         "rateLimit": dict(TRIGGER_RATE_LIMIT[action]),
     }
 
@@ -155,7 +202,7 @@ def alert_sensor(view: EnvironmentView, monitor: ResolvedSpec[MonitorSpec]) -> B
         "kind": "Sensor",
         "metadata": metadata(view, name, monitor, component="alerts"),
         "spec": {
-            "template": _pod_template(conventions.SENSOR_SERVICE_ACCOUNT),
+            "template": pod_template(conventions.SENSOR_SERVICE_ACCOUNT),
             "dependencies": [
                 {
                     "name": action,

@@ -34,7 +34,8 @@ class Resource:
 
 
 EnvironmentTarget = Callable[[EnvironmentView], list[Resource]]
-ProjectTarget = Callable[[ProjectGraph], list[Resource]]
+ProjectTarget = Callable[[ProjectGraph, list[Resource]], list[Resource]]
+"""Takes the graph and every environment's resources (ArgoCD whitelists exactly the kinds generated)."""
 
 
 def environment_path(environment: str, kind: str, name: str) -> str:

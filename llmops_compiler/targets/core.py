@@ -20,10 +20,13 @@ ROLE_RULES: dict[str, list[Body]] = {
 
 
 def namespace(view: EnvironmentView) -> list[Resource]:
+    """The environment's Namespace; a manual environment's is never pruned nor deleted by ArgoCD (deleting its
+    Application, or dropping it from the specs, leaves the namespace and everything in it)."""
+    keep = {} if view.environment.auto_sync else {"argocd.argoproj.io/sync-options": "Prune=false,Delete=false"}
     body: Body = {
         "apiVersion": "v1",
         "kind": "Namespace",
-        "metadata": metadata(view, view.namespace, component="namespace", namespaced=False),
+        "metadata": metadata(view, view.namespace, component="namespace", namespaced=False, extra_annotations=keep),
     }
     return [resource(view, body, view.project.source)]
 
@@ -32,8 +35,12 @@ def service_accounts(view: EnvironmentView) -> list[Resource]:
     resources: list[Resource] = []
     for account, rules in ROLE_RULES.items():
         meta = metadata(view, account, component="rbac")
+        identity = view.project.spec.runtime.service_account_annotations \
+            if account == conventions.WORKFLOW_SERVICE_ACCOUNT else {}
+        account_meta = metadata(view, account, component="rbac", extra_annotations=dict(identity))
         objects: list[Body] = [
-            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta, "automountServiceAccountToken": True},
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": account_meta,
+             "automountServiceAccountToken": True},
             {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta, "rules": rules},
             {
                 "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -45,3 +52,41 @@ def service_accounts(view: EnvironmentView) -> list[Resource]:
         ]
         resources.extend(resource(view, body, view.project.source) for body in objects)
     return resources
+
+
+ARTIFACT_REPOSITORIES = "artifact-repositories"  # the ConfigMap name Argo Workflows looks up by default
+ARTIFACT_REPOSITORY_KEY = "llmops"
+DEFAULT_REPOSITORY_ANNOTATION = "workflows.argoproj.io/default-artifact-repository"
+
+
+def artifact_repository_ref(view: EnvironmentView) -> Body | None:
+    """``artifactRepositoryRef`` of every generated workflow, when the Project names an artifact repository."""
+    if view.project.spec.runtime.artifact_repository is None:
+        return None
+    return {"configMap": ARTIFACT_REPOSITORIES, "key": ARTIFACT_REPOSITORY_KEY}
+
+
+def artifact_repositories(view: EnvironmentView) -> list[Resource]:
+    """The ``artifact-repositories`` ConfigMap Argo Workflows reads (``workflow/artifactrepositories``): the
+    Project's bucket and prefix on its object store, with its credentials (Secret references) or the pod's
+    identity (``useSDKCreds``, e.g. IRSA through ``runtime.serviceAccountAnnotations``). Workflows name it in
+    ``artifactRepositoryRef``; a key-only output artifact takes bucket, endpoint and credentials from it."""
+    from ..serialize import dump_yaml
+    from .argo_workflows import s3_location
+
+    runtime = view.project.spec.runtime
+    if runtime.artifact_repository is None:
+        return []
+    bucket, _, prefix = runtime.artifact_repository.removeprefix("s3://").partition("/")
+    location = s3_location(runtime.object_store, bucket, "")
+    del location["key"]
+    key_format = "/".join(part for part in (prefix.strip("/"), "{{workflow.name}}/{{pod.name}}") if part)
+    repository = {"s3": {**location, "keyFormat": key_format}}
+    body: Body = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata(view, ARTIFACT_REPOSITORIES, component="artifacts",
+                             extra_annotations={DEFAULT_REPOSITORY_ANNOTATION: ARTIFACT_REPOSITORY_KEY}),
+        "data": {ARTIFACT_REPOSITORY_KEY: dump_yaml(repository)},
+    }
+    return [resource(view, body, view.project.source)]

@@ -81,7 +81,7 @@ def cron_workflow(view: EnvironmentView, meta: Body, schedule: str, spec: Body) 
         "kind": "CronWorkflow",
         "metadata": meta,
         "spec": argo.alphabetical({
-            "schedules": [schedule],
+            **argo.schedules(view, schedule),
             "timezone": TIMEZONE,
             "concurrencyPolicy": "Forbid",
             "successfulJobsHistoryLimit": HISTORY_LIMIT,

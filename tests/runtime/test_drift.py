@@ -26,6 +26,7 @@ from scipy.stats import entropy, ks_2samp
 # The repository root (for llmops_compiler when it is not installed) and tests/ (for servers.py).
 sys.path.insert(0, str(Path(__file__).parents[2]))
 sys.path.insert(0, str(Path(__file__).parents[1]))
+from monitoring_support import tool
 from servers import (
     Server,
     alertmanager,
@@ -676,7 +677,7 @@ def test_prometheus_scrapes_pushgateway_and_alerts(
 ) -> None:
     rules = tmp_path / "drift-rules.yaml"
     rules.write_text(yaml.safe_dump(DRIFT_RULES), encoding="utf-8")
-    check = subprocess.run(["promtool", "check", "rules", str(rules)], capture_output=True, text=True)
+    check = subprocess.run([tool("promtool"), "check", "rules", str(rules)], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     with alertmanager(ALERTMANAGER_CONFIG) as am, prometheus([rules], [pushgw.url], am.url) as prom:
         promql = f'{DRIFT_SCORE}{{model="chat-shifted",feature="x",method="psi"}}'
