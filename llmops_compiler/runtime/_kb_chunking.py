@@ -2,8 +2,9 @@
 
 Sizes and overlaps are in characters (``len``), as the spec states them.
 
-``fixed``      ``CharacterTextSplitter(separator="")``: windows of ``size`` characters, ``overlap`` shared
-               between neighbours, wherever the cut falls.
+``fixed``      ``CharacterTextSplitter(separator="", strip_whitespace=False)``: windows of exactly ``size``
+               characters (the last one shorter), neighbours sharing ``overlap``, wherever the cut falls.
+               It merges character by character: about 1 s per MB of text.
 ``recursive``  ``RecursiveCharacterTextSplitter``: cut at paragraphs, then lines, then words, then characters,
                whichever first gives pieces of at most ``size``; Markdown documents use its Markdown
                separators (headings, code fences, rules) first.
@@ -66,7 +67,9 @@ class Chunker:
         self._sentence: Any = None
         self._blocks: Any = None
         if config.strategy == "fixed":
-            self._fixed = CharacterTextSplitter(separator="", chunk_size=size, chunk_overlap=overlap)
+            self._fixed = CharacterTextSplitter(
+                separator="", chunk_size=size, chunk_overlap=overlap, strip_whitespace=False
+            )
         elif config.strategy == "recursive":
             self._markdown = RecursiveCharacterTextSplitter.from_language(
                 Language.MARKDOWN, chunk_size=size, chunk_overlap=overlap

@@ -245,9 +245,11 @@ class VectorStore:
         index_params.add_index(field_name=VECTOR_FIELD, index_type="AUTOINDEX", metric_type=metric)
         index_params.add_index(field_name="document", index_type="INVERTED")
         with milvus_errors(f"creating collection {collection!r}"):
-            self.client.create_collection(
-                collection, schema=schema, index_params=index_params, consistency_level="Strong"
-            )
+            self.client.create_collection(collection, schema=schema, consistency_level="Strong")
+            # sync=False: pymilvus would poll the build of each index every 0.5 s; on an empty collection
+            # there is nothing to build, and loading waits for the index definitions, not their build.
+            self.client.create_index(collection, index_params, sync=False)
+            self.client.load_collection(collection)
 
     def load(self, collection: str) -> None:
         """Load ``collection`` for queries (Milvus Lite releases collections when a database is reopened)."""

@@ -759,8 +759,9 @@ def run(
     return EXIT_OK, report
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_step(STEP, lambda: run(argv)[0])
+def main(argv: Sequence[str] | None = None, *, model: Any = None) -> int:
+    """The command line: :func:`run` with its errors reported as one line and turned into the exit code."""
+    return run_step(STEP, lambda: run(argv, model=model)[0])
 
 
 if __name__ == "__main__":

