@@ -166,7 +166,11 @@ def milvus_errors(what: str) -> Iterator[None]:
 
 
 class VectorStore:
-    """A connection to Milvus (or Milvus Lite); close it to release a Milvus Lite database for others."""
+    """A connection to Milvus (or Milvus Lite); close it to release a Milvus Lite database for others.
+
+    Milvus Lite serves one ``.db`` per process and locks it against other processes; closing releases it for
+    every connection of this process to that file, so keep one open ``VectorStore`` per database at a time.
+    """
 
     def __init__(self, uri: str, token: str | None = None) -> None:
         from pymilvus import MilvusClient

@@ -29,6 +29,8 @@ from llmops_compiler.runtime._kb_store import VectorStore
 
 STEP: Final = "query"
 DEFAULT_TOP_K: Final = 4
+#: Milvus's largest search limit (``topk``).
+MAX_TOP_K: Final = 16_384
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,7 @@ class Retriever:
 
     def search(self, text: str, top_k: int = DEFAULT_TOP_K) -> list[Hit]:
         """The ``top_k`` chunks nearest to ``text``, best first (fewer when the collection holds fewer)."""
-        if top_k < 1:
-            raise UsageError(f"top_k must be at least 1, got {top_k}")
+        check_top_k(top_k)
         vector = embed(self.model, [text])[0]
         return [
             Hit(document=h["document"], chunk=h["chunk"], score=h["distance"], text=h["text"])
@@ -82,6 +83,12 @@ class Retriever:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def check_top_k(top_k: int) -> None:
+    """Raises :class:`UsageError` unless ``1 <= top_k <=`` :data:`MAX_TOP_K`."""
+    if not 1 <= top_k <= MAX_TOP_K:
+        raise UsageError(f"top_k must be between 1 and {MAX_TOP_K}, got {top_k}")
 
 
 def query(
@@ -115,6 +122,7 @@ def build_parser() -> ArgParser:
 def main(argv: Sequence[str] | None = None) -> int:
     def body() -> int:
         args = build_parser().parse_args(list(argv) if argv is not None else None)
+        check_top_k(args.top_k)
         token = None
         if args.vector_store_token_env:
             token = os.environ.get(args.vector_store_token_env)

@@ -74,7 +74,7 @@ def test_retriever_answers_many_questions_with_one_model(ingested: KnowledgeBase
     with Retriever(ingested.db, ingested.collection, embedding_model) as retriever:
         assert retriever.search("When is the support office open?", 1)[0].document == "help/office hours.txt"
         assert retriever.search("Which parts of the grinder wear out?", 1)[0].document == "help/warranty.pdf"
-        with pytest.raises(UsageError, match="top_k must be at least 1"):
+        with pytest.raises(UsageError, match="top_k must be between 1 and 16384, got 0"):
             retriever.search("x", 0)
 
 
