@@ -72,7 +72,8 @@ def _normalise(text: str) -> str:
 
 
 def _html(key: str, data: bytes) -> str:
-    from bs4 import BeautifulSoup, NavigableString
+    from bs4 import BeautifulSoup
+    from bs4.element import NavigableString
 
     try:
         soup = BeautifulSoup(data, "html.parser")

@@ -173,6 +173,10 @@ class VectorStore:
     """
 
     def __init__(self, uri: str, token: str | None = None) -> None:
+        if is_milvus_lite(uri):
+            # Milvus Lite's in-process gRPC server answers pymilvus's 10 s keepalive pings with GOAWAY
+            # "too_many_pings" during long embeddings; gRPC reconnects, but its C core logs an error line.
+            os.environ.setdefault("GRPC_VERBOSITY", "NONE")
         from pymilvus import MilvusClient
 
         quiet_milvus()
