@@ -105,6 +105,8 @@ def check_model(spec: ModelSpec, raw: dict[str, Any]) -> Iterator[Finding]:
         yield Finding(("serving", "candidateAlias"), "LLM219",
                       f"the candidate alias is the stable alias `{serving.stable_alias}`: registering a new version "
                       "would move the serving alias", "give the candidate its own alias, e.g. `candidate`")
+    if serving is not None and serving.deployment is not None:
+        yield from whole_extended_resources(serving.deployment.resources, ("serving", "deployment", "resources"))
     tuning = spec.tuning
     if tuning is not None:
         yield from whole_extended_resources(tuning.resources, ("tuning", "resources"))

@@ -43,6 +43,10 @@ LABEL_COMPONENT: Final = "app.kubernetes.io/component"
 LABEL_SPEC_KIND: Final = "llmops.dev/kind"
 LABEL_SPEC_NAME: Final = "llmops.dev/name"
 LABEL_ENV: Final = "llmops.dev/environment"
+LABEL_APP_NAME: Final = "app.kubernetes.io/name"
+LABEL_TRACK: Final = "llmops.dev/track"
+TRACK_STABLE: Final = "stable"
+TRACK_CANDIDATE: Final = "candidate"
 ANNOTATION_SOURCE: Final = "llmops.dev/source"
 ANNOTATION_SPEC_HASH: Final = "llmops.dev/spec-hash"
 ANNOTATION_CONTENT_HASH: Final = "llmops.dev/content-hash"
@@ -69,11 +73,17 @@ KIND_FOLDERS: Final[dict[str, str]] = {
     "AlertmanagerConfig": "monitoring",
     "VirtualService": "traffic",
     "DestinationRule": "traffic",
+    "Deployment": "serving",
+    "Service": "serving",
 }
 
 # --- service accounts (least privilege, one per role) ---------------------------------------------
 WORKFLOW_SERVICE_ACCOUNT: Final = "llmops-workflow"
 SENSOR_SERVICE_ACCOUNT: Final = "llmops-sensor"
+# Identities with no rights in the cluster at all: the model servers, and the rollout steps (they talk to git,
+# Prometheus and MLflow only; ArgoCD applies what they commit).
+SERVING_SERVICE_ACCOUNT: Final = "llmops-serving"
+ROLLOUT_SERVICE_ACCOUNT: Final = "llmops-rollout"
 
 # --- resource name patterns -----------------------------------------------------------------------
 def tune_workflow_name(model: str) -> str:
@@ -84,6 +94,11 @@ def tune_workflow_name(model: str) -> str:
 def rollback_workflow_name(model: str) -> str:
     """WorkflowTemplate that rolls ``model`` back to the stable version."""
     return f"rollback-{model}"
+
+
+def analysis_workflow_name(policy: str) -> str:
+    """CronWorkflow that analyses the candidate of a RolloutPolicy and promotes, holds or rolls back."""
+    return f"analyze-{policy}"
 
 
 def drift_workflow_name(monitor: str, check: str) -> str:

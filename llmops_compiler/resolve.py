@@ -225,6 +225,23 @@ class _Resolver:
         if isinstance(spec, ChainSpec):
             self.check_chain_prompt_inputs(spec_object, spec, view)
             self.check_chain_tool_arguments(spec_object, spec, view)
+        if isinstance(spec, ModelSpec) and spec.serving is not None and spec.serving.deployment is not None:
+            deployment = spec.serving.deployment
+            if spec.serving.service.namespace not in (None, view.namespace):
+                self.report(locator.at(("serving", "service", "namespace")), "LLM321",
+                            "the compiler runs the servers in the environment's namespace: a Service in namespace "
+                            f"`{spec.serving.service.namespace}` would select no pod",
+                            "remove `namespace`, or run the servers yourself (remove `deployment`)")
+            self.check_fits_node_pool(locator.at(("serving", "deployment", "resources", "requests"), at_key=True),
+                                      "the serving pods", deployment.resources.requests, deployment.node_selector,
+                                      view.project.spec.node_pools)
+        if isinstance(spec, RolloutPolicySpec):
+            others = sorted(policy.name for policy in view.rollout_policies()
+                            if policy.spec.model == spec.model and policy.name != spec_object.name)
+            if others and spec_object.name > others[0]:
+                self.report(locator.at(("model",)), "LLM320",
+                            f"Model `{spec.model}` already has RolloutPolicy `{others[0]}`: a model rolls out one way",
+                            "merge the two policies, or use environment overrides")
         if isinstance(spec, ModelSpec) and spec.tuning is not None:
             self.check_fits_node_pool(locator.at(("tuning", "resources", "requests"), at_key=True),
                                       "the tuning pods", spec.tuning.resources.requests, spec.tuning.node_selector,

@@ -13,6 +13,7 @@ from .common import (
     LabelValue,
     Line,
     MlflowAlias,
+    PinnedImage,
     Resources,
     StrictModel,
     Toleration,
@@ -35,11 +36,43 @@ class ServiceRef(StrictModel):
     """Namespace of the Service (default: the environment's namespace); it must be one of the environments'."""
 
 
+class ServingDeployment(StrictModel):
+    """The serving workloads the compiler runs for the model: a Deployment per track (`stable`, and `candidate`
+    while one is rolled out), each pinned to the registered version the RolloutState names, fetched from MLflow
+    by an init container (`runtime fetch_model`), never resolved from an alias at pod start."""
+
+    image: PinnedImage | None = None
+    """Serving image, pinned by digest; default: the Project's runtime image running the reference server
+    (`python -m llmops_compiler.runtime.serve`)."""
+    command: list[Line] = []
+    """The server's command (empty: the image's entrypoint, or the reference server)."""
+    args: list[Line] = []
+    """The server's arguments; `{{modelDir}}`, `{{port}}`, `{{model}}` and `{{version}}` are filled in (empty:
+    the reference server's)."""
+    port: int = Field(default=8080, ge=1, le=65535)
+    """Container port of the OpenAI-compatible API (the Service forwards its port there)."""
+    replicas: int = Field(default=1, ge=1, le=100)
+    """Pods per track."""
+    resources: Resources = Resources()
+    """Requests and limits of the server container."""
+    node_selector: dict[LabelKey, LabelValue] = {}
+    """Node labels the serving pods need."""
+    tolerations: list[Toleration] = []
+    """Taints the serving pods tolerate."""
+    readiness_path: Annotated[str, Field(pattern=r"^/[^\s]*$")] = "/readyz"
+    """HTTP path that answers 200 once the model is loaded."""
+    liveness_path: Annotated[str, Field(pattern=r"^/[^\s]*$")] = "/healthz"
+    """HTTP path that answers 200 while the server lives."""
+
+
 class Serving(StrictModel):
     """How the model is served and which MLflow aliases name the serving versions."""
 
     service: ServiceRef
     """Where requests for the model go."""
+    deployment: ServingDeployment | None = None
+    """Let the compiler run the serving workloads (otherwise the app team's own pods, labelled with
+    `versionLabel`, are selected)."""
     stable_alias: MlflowAlias = "stable"
     """MLflow alias of the version serving all traffic (moved only by a promotion)."""
     candidate_alias: MlflowAlias = "candidate"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, WithJsonSchema
 
@@ -234,6 +234,24 @@ class Defaults(StrictModel):
     """A Monitor without its own `runbookUrl` links `<base>/<monitor>` from its alerts."""
 
 
+class Delivery(StrictModel):
+    """How the rollout steps (promote, rollback, a new candidate) write to git: ArgoCD then carries out what
+    the commit says."""
+
+    mode: Literal["push", "pullRequest"] = "push"
+    """`push` to the watched branch, or `pullRequest`: push a branch and open a pull request for a person."""
+    git_token: SecretKeyRef | None = None
+    """Secret holding a token that may push to the repository over HTTPS (and open pull requests)."""
+    forge_api: Url = "https://api.github.com"
+    """The forge's API, for pull requests (GitHub's REST API)."""
+    forge_repository: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")] | None = None
+    """`owner/name` of the repository on the forge, for pull requests."""
+    author_name: Line = "llmops-rollout"
+    """Commit author name."""
+    author_email: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")] = "llmops-rollout@users.noreply.github.com"
+    """Commit author e-mail."""
+
+
 class ProjectSpec(StrictModel):
     """The project: repository, environments, platform services and the metric contract."""
 
@@ -259,5 +277,7 @@ class ProjectSpec(StrictModel):
     """The JetStream EventBus that carries alert and upload events to the Sensors."""
     node_pools: list[NodePool] = []
     """Node types of the cluster, for the compile-time check that workloads fit their nodes."""
+    delivery: Delivery = Delivery()
+    """How rollout transitions are written to git."""
     defaults: Defaults = Defaults()
     """Defaults other specs inherit."""

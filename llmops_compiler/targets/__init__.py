@@ -5,7 +5,19 @@ A later capability adds its target by appending to ``ENVIRONMENT_TARGETS`` or ``
 
 from __future__ import annotations
 
-from . import alertmanager, argo_events, argo_workflows, argocd, configmaps, core, cron_workflows, jobs, prometheus
+from . import (
+    alertmanager,
+    argo_events,
+    argo_workflows,
+    argocd,
+    configmaps,
+    core,
+    cron_workflows,
+    istio,
+    jobs,
+    prometheus,
+    serving,
+)
 from .base import EnvironmentTarget, ProjectTarget, Resource
 
 ENVIRONMENT_TARGETS: list[EnvironmentTarget] = [
@@ -23,6 +35,9 @@ ENVIRONMENT_TARGETS: list[EnvironmentTarget] = [
     argo_events.alert_triggers,
     argo_events.rollback_workflow_templates,
     cron_workflows.drift_cron_workflows,
+    cron_workflows.analysis_cron_workflows,
+    serving.serving_workloads,
+    istio.traffic,
 ]
 PROJECT_TARGETS: list[ProjectTarget] = [argocd.applications]
 

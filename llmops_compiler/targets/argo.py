@@ -19,6 +19,11 @@ from .base import Body
 
 API_VERSION = "argoproj.io/v1alpha1"
 
+# Exit codes of the runtime steps: 1 a quality gate failed, 2 bad input; both fail the same way on every try.
+# Retry what may pass next time: Argo errors (pod deleted or evicted, node lost, artifact transfer failed) and
+# exit codes >= 3 (MLflow, git or another service unreachable, OOM kill 137).
+RETRY_EXPRESSION = 'lastRetry.status == "Error" || asInt(lastRetry.exitCode) >= 3'
+
 # Successful pods go at once; failed ones stay for `kubectl logs` until the workflow's TTL removes it.
 SUCCEEDED_WORKFLOW_TTL = 24 * 3600
 FAILED_WORKFLOW_TTL = 7 * 24 * 3600
@@ -93,6 +98,7 @@ def workflow_spec(
     labels: Mapping[str, str] | None = None,
     ttl: bool = True,
     view: EnvironmentView | None = None,
+    service_account: str = conventions.WORKFLOW_SERVICE_ACCOUNT,
 ) -> Body:
     """The ``spec`` every generated workflow shares: least-privilege service account, restricted pod security,
     a deadline, pods collected on success, a TTL, and optionally a mutex and workflow labels."""
@@ -102,7 +108,7 @@ def workflow_spec(
         entrypoint=entrypoint,
         arguments={"parameters": list(parameters)} if parameters else None,
         artifactRepositoryRef=artifact_repository_ref(view) if view is not None else None,
-        serviceAccountName=conventions.WORKFLOW_SERVICE_ACCOUNT,
+        serviceAccountName=service_account,
         securityContext=workloads.pod_security_context(),
         activeDeadlineSeconds=deadline_seconds,
         synchronization=synchronization(view, mutex) if mutex else None,

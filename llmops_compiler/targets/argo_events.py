@@ -36,7 +36,7 @@ from __future__ import annotations
 from .. import conventions
 from ..resolve import EnvironmentView, ResolvedSpec
 from ..specs import MonitorSpec
-from . import argo
+from . import argo, rollout_steps
 from .base import Body, Resource, metadata, resource
 
 API_VERSION = "argoproj.io/v1alpha1"
@@ -47,7 +47,6 @@ TRIGGER_RATE_LIMIT: dict[str, Body] = {
 }
 ROLLBACK_PARAM_REASON = conventions.TUNE_PARAM_REASON
 ROLLBACK_PARAM_ALERT = conventions.TUNE_PARAM_ALERT
-ROLLBACK_TIMEOUT_SECONDS = 600
 DEFAULT_REASON = "alert"
 
 
@@ -229,43 +228,33 @@ def alert_triggers(view: EnvironmentView) -> list[Resource]:
 
 # --- rollback-<model> ---------------------------------------------------------------------------------
 
-RECORD_ROLLBACK = (
-    "import json, os\n"
-    "print(json.dumps({key: os.environ[variable] for key, variable in (\n"
-    "    ('request', 'LLMOPS_REQUEST'), ('model', 'LLMOPS_MODEL'), ('environment', 'LLMOPS_ENVIRONMENT'),\n"
-    "    ('reason', 'LLMOPS_TRIGGER_REASON'), ('alert', 'LLMOPS_TRIGGER_ALERT'))}, sort_keys=True))\n"
-)
-
-
 def rollback_workflow_template(view: EnvironmentView, model: str, sources: list[ResolvedSpec[MonitorSpec]]) -> Body:
-    """Records a rollback request in the workflow's log; the ``promote`` runtime step will carry it out."""
+    """Rolls the model's candidate back the GitOps way: ``promote --rollback`` commits the RolloutState back to
+    stable only (with the alert as the reason) and the regenerated traffic; ArgoCD carries it out."""
+    from .serving import policy_of
+
     name = conventions.rollback_workflow_name(model)
     meta = metadata(view, name, sources[0], component="rollback")
-    env = {
-        "LLMOPS_REQUEST": "rollback",
-        "LLMOPS_MODEL": model,
-        "LLMOPS_ENVIRONMENT": view.name,
-        "LLMOPS_TRIGGER_REASON": f"{{{{workflow.parameters.{ROLLBACK_PARAM_REASON}}}}}",
-        "LLMOPS_TRIGGER_ALERT": f"{{{{workflow.parameters.{ROLLBACK_PARAM_ALERT}}}}}",
-    }
-    container = argo.container(
-        view, ["python", "-c", RECORD_ROLLBACK],
-        env=[{"name": key, "value": value} for key, value in env.items()],
-        requests={"cpu": "50m", "memory": "64Mi"}, limits={"memory": "128Mi"},
-    )
+    policy = policy_of(view, model)
+    assert policy is not None  # checked: LLM313
+    reason = (f"{{{{workflow.parameters.{ROLLBACK_PARAM_REASON}}}}} "
+              f"(alert {{{{workflow.parameters.{ROLLBACK_PARAM_ALERT}}}}})")
+    template = rollout_steps.promote_template(
+        view, "rollback", rollout_steps.promote_arguments(view, policy.name, "--rollback", "--reason", reason))
     return {
         "apiVersion": API_VERSION,
         "kind": "WorkflowTemplate",
         "metadata": meta,
         "spec": argo.workflow_spec(
-            "record", [{"name": "record", "container": container}],
-            deadline_seconds=ROLLBACK_TIMEOUT_SECONDS,
+            "rollback", [template],
+            deadline_seconds=rollout_steps.DEADLINE_SECONDS,
             parameters=[
                 argo.parameter(ROLLBACK_PARAM_REASON, "manual",
                                "Why the rollback was requested: manual, or the alert's summary"),
                 argo.parameter(ROLLBACK_PARAM_ALERT, "", "Alert that requested it"),
             ],
-            mutex=name, ttl=False, view=view,
+            mutex=rollout_steps.rollout_mutex(policy.name), ttl=False, view=view,
+            service_account=conventions.ROLLOUT_SERVICE_ACCOUNT,
         ),
     }
 

@@ -16,7 +16,7 @@ from ..resolve import EnvironmentView, ResolvedSpec
 from ..specs import ModelSpec
 from ..specs.common import Resources, SecretKeyRef, duration_seconds
 from ..specs.project import ObjectStore
-from . import argo, workloads
+from . import argo, rollout_steps, workloads
 from .base import Body, Resource, metadata, resource
 
 ENTRYPOINT = "main"
@@ -37,7 +37,7 @@ _BUCKET_URI = re.compile(r"^(?P<scheme>s3|gs)://(?P<bucket>[^/]+)/(?P<key>.+)$")
 # Retry what may pass next time: Argo errors (pod deleted or evicted, node lost, artifact transfer failed) and
 # exit codes >= 3 (MLflow or another service unreachable, OOM kill 137). `OnTransientError` alone would
 # miss OOM kills and MLflow outages; `Always` alone would rerun a rejected model for hours of GPU time.
-RETRY_EXPRESSION = 'lastRetry.status == "Error" || asInt(lastRetry.exitCode) >= 3'
+RETRY_EXPRESSION = argo.RETRY_EXPRESSION
 RETRY_BACKOFF = "1m"
 RETRY_BACKOFF_FACTOR = 2
 
@@ -127,6 +127,8 @@ class Step:
     output_parameters: list[tuple[str, str]] = field(default_factory=list)  # (parameter, path of its file)
     profile: str = "small"  # "accelerated": the tuning resources and nodes; "memory": its cpu and memory
     when: str | None = None  # an Argo `when` expression: the task runs only if it holds
+    task_parameters: list[tuple[str, str]] = field(default_factory=list)  # (input, value from an earlier task)
+    template: Body | None = None  # a template of its own making (promote), instead of the step's container
 
 
 def _number(value: float) -> str:
@@ -292,6 +294,19 @@ def lifecycle_steps(view: EnvironmentView, model: ResolvedSpec[ModelSpec]) -> li
                 ("run-id", _input("run-id"), "tune.run-id")],
         output_parameters=[("version", _output("version"))],
     ))
+    from .serving import policy_of
+
+    policy = policy_of(view, model.name)
+    if policy is not None:  # a registered candidate starts its rollout: a commit of the RolloutState
+        version = "{{inputs.parameters.version}}"
+        reason = f"registered v{version} (retrain: {_workflow_parameter(conventions.TUNE_PARAM_REASON)})"
+        steps.append(Step(
+            "propose", [], dependencies=["register"],
+            task_parameters=[("version", "{{tasks.register.outputs.parameters.version}}")],
+            template=rollout_steps.promote_template(
+                view, "propose", rollout_steps.promote_arguments(
+                    view, policy.name, "--propose-version", version, "--reason", reason), inputs=("version",)),
+        ))
     for step in steps[1:]:  # everything after the guard runs only if it lets the retrain proceed
         step.when = GUARD_PROCEEDS
     return steps
@@ -342,6 +357,8 @@ def _container(view: EnvironmentView, step: Step, tuning: Resources) -> Body:
 
 
 def _template(view: EnvironmentView, model: ResolvedSpec[ModelSpec], step: Step) -> Body:
+    if step.template is not None:
+        return step.template
     tuning = model.spec.tuning
     assert tuning is not None
     key_prefix = _artifact_key_prefix(view, model)
@@ -380,6 +397,7 @@ def _dag(steps: list[Step]) -> Body:
     tasks = []
     for step in steps:
         parameters = [{"name": name, "value": f"{{{{workflow.parameters.{name}}}}}"} for name in step.parameters]
+        parameters += [{"name": name, "value": value} for name, value in step.task_parameters]
         artifacts = [{"name": name, "from": f"{{{{tasks.{task}.outputs.artifacts.{output}}}}}"}
                      for name, _, source in step.passed for task, output in [source.split(".", 1)]]
         tasks.append(argo.compact(

@@ -6,12 +6,15 @@ from .. import conventions
 from ..resolve import EnvironmentView
 from .base import Body, Resource, metadata, resource
 
+# Argo's executor in each workflow pod reports step results through WorkflowTaskResults.
+EXECUTOR_RULES: list[Body] = [
+    {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]},
+]
 # What each generated identity may do, and nothing more.
 ROLE_RULES: dict[str, list[Body]] = {
-    # Argo's executor in each workflow pod reports step results through WorkflowTaskResults.
-    conventions.WORKFLOW_SERVICE_ACCOUNT: [
-        {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]},
-    ],
+    conventions.WORKFLOW_SERVICE_ACCOUNT: EXECUTOR_RULES,
+    # The rollout steps change the cluster only through git: beyond the executor's report, nothing.
+    conventions.ROLLOUT_SERVICE_ACCOUNT: EXECUTOR_RULES,
     # Sensors start workflows from alerts and uploads; they may create workflows in their namespace only.
     conventions.SENSOR_SERVICE_ACCOUNT: [
         {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["create"]},
@@ -31,9 +34,15 @@ def namespace(view: EnvironmentView) -> list[Resource]:
     return [resource(view, body, view.project.source)]
 
 
+def _needs_rollout_account(view: EnvironmentView) -> bool:
+    return bool(view.rollout_policies())
+
+
 def service_accounts(view: EnvironmentView) -> list[Resource]:
     resources: list[Resource] = []
     for account, rules in ROLE_RULES.items():
+        if account == conventions.ROLLOUT_SERVICE_ACCOUNT and not _needs_rollout_account(view):
+            continue
         meta = metadata(view, account, component="rbac")
         identity = view.project.spec.runtime.service_account_annotations \
             if account == conventions.WORKFLOW_SERVICE_ACCOUNT else {}
@@ -51,6 +60,12 @@ def service_accounts(view: EnvironmentView) -> list[Resource]:
             },
         ]
         resources.extend(resource(view, body, view.project.source) for body in objects)
+    if any(model.spec.serving is not None and model.spec.serving.deployment is not None for model in view.models()):
+        # The model servers: an identity with no rights and no API token at all.
+        body = {"apiVersion": "v1", "kind": "ServiceAccount",
+                "metadata": metadata(view, conventions.SERVING_SERVICE_ACCOUNT, component="rbac"),
+                "automountServiceAccountToken": False}
+        resources.append(resource(view, body, view.project.source))
     return resources
 
 

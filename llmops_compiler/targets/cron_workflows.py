@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from .. import conventions
 from ..resolve import EnvironmentView, ResolvedSpec
-from ..specs import MonitorSpec
+from ..specs import MonitorSpec, RolloutPolicySpec
 from ..specs.monitor import DriftCheck
-from . import argo, argo_workflows, prometheus, workloads
+from . import argo, argo_workflows, prometheus, rollout_steps, workloads
 from .base import Body, Resource, metadata, resource
 
 # Cron schedules are read in UTC, whatever the controller's time zone.
@@ -98,4 +98,29 @@ def drift_cron_workflows(view: EnvironmentView) -> list[Resource]:
         resource(view, drift_cron_workflow(view, monitor, check), monitor.source)
         for monitor in view.monitors()
         for check in monitor.spec.drift
+    ]
+
+
+def analysis_cron_workflow(view: EnvironmentView, policy: ResolvedSpec[RolloutPolicySpec]) -> Body:
+    """Every ``analysis.interval``, ``promote`` judges the candidate on live metrics and commits the next step,
+    the promotion or the rollback (it does nothing while no candidate is in flight)."""
+    from ..checks import analysis_schedule
+
+    schedule = analysis_schedule(policy.spec.analysis.interval)
+    assert schedule is not None  # checked: LLM274
+    name = conventions.analysis_workflow_name(policy.name)
+    meta = metadata(view, name, policy, component="rollout")
+    template = rollout_steps.promote_template(view, "promote", rollout_steps.promote_arguments(view, policy.name))
+    return cron_workflow(view, meta, schedule, argo.workflow_spec(
+        "promote", [template], deadline_seconds=rollout_steps.DEADLINE_SECONDS,
+        mutex=rollout_steps.rollout_mutex(policy.name), view=view,
+        service_account=conventions.ROLLOUT_SERVICE_ACCOUNT))
+
+
+def analysis_cron_workflows(view: EnvironmentView) -> list[Resource]:
+    """One analysis CronWorkflow per RolloutPolicy whose model is served."""
+    return [
+        resource(view, analysis_cron_workflow(view, policy), policy.source)
+        for policy in view.rollout_policies()
+        if (model := view.get("Model", policy.spec.model)) is not None and model.spec.serving is not None
     ]

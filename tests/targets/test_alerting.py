@@ -195,20 +195,30 @@ def test_tune_template_holds_a_per_model_mutex(example: list[Resource]) -> None:
     assert {conventions.TUNE_PARAM_REASON, conventions.TUNE_PARAM_ALERT, conventions.TUNE_PARAM_FEATURE} <= parameters
 
 
-def test_rollback_template_records_the_request(example: list[Resource]) -> None:
+def test_rollback_template_commits_the_rollback(example: list[Resource]) -> None:
+    """The rollback action acts: `promote --rollback` commits the RolloutState back to stable only, with the
+    alert as the reason, under the rollout's mutex (one transition at a time), as an identity with no rights."""
     body = one(example, "WorkflowTemplate", "prod", "rollback-support-llm").body
     spec = body["spec"]
-    assert spec["serviceAccountName"] == conventions.WORKFLOW_SERVICE_ACCOUNT
+    assert spec["serviceAccountName"] == conventions.ROLLOUT_SERVICE_ACCOUNT
     assert spec["securityContext"] == workloads.pod_security_context()
-    assert spec["synchronization"] == {"mutexes": [{"name": "rollback-support-llm"}]}
+    assert spec["synchronization"] == {"mutexes": [{"name": "rollout-support-llm"}]}
     [template] = spec["templates"]
-    env = {item["name"]: item["value"] for item in template["container"]["env"]}
-    assert env["LLMOPS_TRIGGER_ALERT"] == "{{workflow.parameters.source-alert}}"
+    container = template["container"]
+    assert container["command"] == ["python", "-m", "llmops_compiler.runtime.promote"]
+    args = container["args"]
+    assert args[args.index("--policy") + 1] == "support-llm" and args[args.index("--environment") + 1] == "prod"
+    assert args[-3:] == ["--rollback", "--reason",
+                         "{{workflow.parameters.reason}} (alert {{workflow.parameters.source-alert}})"]
+    env = {item["name"]: item for item in container["env"]}
+    assert env["LLMOPS_GIT_TOKEN"] == {"name": "LLMOPS_GIT_TOKEN",
+                                       "valueFrom": {"secretKeyRef": {"name": "llmops-git", "key": "token"}}}
     assert template["container"]["securityContext"] == workloads.container_security_context()
+    assert core.ROLE_RULES[conventions.ROLLOUT_SERVICE_ACCOUNT] == core.EXECUTOR_RULES
 
 
 def test_drift_cron_workflow_runs_the_drift_step(example: list[Resource]) -> None:
-    crons = find(example, "CronWorkflow", "prod")
+    crons = [item for item in find(example, "CronWorkflow", "prod") if item.name.startswith("drift-")]
     assert sorted(item.name for item in crons) == ["drift-support-llm-customer-tier", "drift-support-llm-prompt-length"]
     spec = one(example, "CronWorkflow", "prod", "drift-support-llm-prompt-length").body["spec"]
     assert spec["schedules"] == ["*/30 * * * *"] and spec["concurrencyPolicy"] == "Forbid"
@@ -222,6 +232,10 @@ def test_drift_cron_workflow_runs_the_drift_step(example: list[Resource]) -> Non
     assert container["command"] == ["python", "-m", "llmops_compiler.runtime.drift"]
     args = container["args"]
     options = dict(zip(args[::2], args[1::2], strict=True))
+    grouping = [args[index + 1] for index, flag in enumerate(args) if flag == "--grouping-label"]
+    assert grouping == ["llmops_project=support-assistant", "llmops_namespace=support-prod",
+                        "llmops_monitor=support-llm", "check=prompt-length"]  # the check's owner and identity
+    options.pop("--grouping-label")
     assert options == {
         "--model": "support-llm",
         "--reference": "/work/in/reference/reference-2026-11.jsonl",
@@ -231,7 +245,6 @@ def test_drift_cron_workflow_runs_the_drift_step(example: list[Resource]) -> Non
         "--pushgateway": "http://prometheus-pushgateway.monitoring.svc:9091",
         "--job": conventions.PUSH_JOB_DRIFT,
         "--environment": "prod",
-        "--grouping-label": "check=prompt-length",
     }
     assert {item["name"] for item in container["env"]} == {"HOME", "PYTHONUNBUFFERED"}  # no MLflow token
     artifacts = {item["name"]: item for item in template["inputs"]["artifacts"]}
@@ -245,6 +258,8 @@ def test_drift_arguments_are_what_the_drift_step_accepts(example: list[Resource]
     from llmops_compiler.runtime.drift import build_parser
 
     for item in find(example, "CronWorkflow"):
+        if not item.name.startswith("drift-"):
+            continue
         args = item.body["spec"]["workflowSpec"]["templates"][0]["container"]["args"]
         parsed = build_parser().parse_args(args)
         assert parsed.model == "support-llm" and parsed.environment == item.environment

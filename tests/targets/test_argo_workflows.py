@@ -176,7 +176,7 @@ def test_example_workflow_templates_and_jobs_are_strictly_valid(example: api.Bui
 def test_example_tune_template_carries_the_spec(example: api.Build) -> None:
     prod = tune_templates(example, "prod")[0]
     spec = prod["spec"]
-    assert dag_order(prod) == ["guard", "tune", "evaluate", "register"]
+    assert dag_order(prod) == ["guard", "tune", "evaluate", "register", "propose"]
     assert spec["serviceAccountName"] == conventions.WORKFLOW_SERVICE_ACCOUNT
     assert spec["synchronization"] == {"mutexes": [{"name": "tune-support-llm"}]}
     assert spec["activeDeadlineSeconds"] == duration_seconds("4h") == 14400
@@ -206,13 +206,17 @@ def test_example_tune_template_carries_the_spec(example: api.Build) -> None:
             continue
         container = template["container"]
         assert container["image"].startswith("ghcr.io/acme/llmops-runtime@sha256:")
-        assert container["command"] == ["python", "-m", f"llmops_compiler.runtime.{template['name']}"]
+        step = "promote" if template["name"] == "propose" else template["name"]  # a rollout transition
+        assert container["command"] == ["python", "-m", f"llmops_compiler.runtime.{step}"]
         assert container["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
                                                 "readOnlyRootFilesystem": True, "runAsNonRoot": True}
         mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
-        assert {"/tmp", "/cache/huggingface", "/work/out"} <= set(mounts)
+        assert {"/tmp", "/cache/huggingface"} <= set(mounts)
         assert all("emptyDir" in volumes[name] for name in mounts.values())
         if template["name"] == "guard":
+            continue
+        if template["name"] == "propose":
+            assert template["retryStrategy"]["expression"] == argo_workflows.RETRY_EXPRESSION
             continue
         assert template["retryStrategy"]["limit"] == 2
         assert template["retryStrategy"]["retryPolicy"] == "Always"
@@ -266,7 +270,8 @@ def test_no_secret_value_in_any_generated_workload(example: api.Build) -> None:
             for name, variable in env.items():
                 if SECRET_WORDS.search(name):
                     assert "value" not in variable, name
-            assert "$(MLFLOW_TRACKING_URI)" in container["args"]
+            if container["command"][-1] != "llmops_compiler.runtime.promote":  # it reads the variable itself
+                assert "$(MLFLOW_TRACKING_URI)" in container["args"]
 
 
 def test_prompt_registration_job(example: api.Build) -> None:
