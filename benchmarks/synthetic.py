@@ -90,7 +90,7 @@ KNOWLEDGE_BASE = """apiVersion: llmops.dev/v1alpha1
 kind: KnowledgeBase
 metadata: {{name: kb-{i}}}
 spec:
-  source: {{bucket: docs-{i}, prefix: articles/}}
+  source: {{bucket: docs-{i}, prefix: articles/, endpoint: "minio.storage.svc:9000"}}
   chunking: {{size: 800, overlap: 100}}
   embedding: {{model: all-minilm-l6-v2, dimension: 384}}
   vectorStore: {{uri: http://milvus.vector.svc:19530, collection: kb_{i}}}

@@ -312,11 +312,42 @@ def check_tool(spec: ToolSpec, raw: dict[str, Any]) -> Iterator[Finding]:
 
 # --- KnowledgeBase ---------------------------------------------------------------------------------
 
+# Embedding dimensions of well-known sentence-transformers models (their model cards), to catch a dimension
+# that does not match before anything is ingested; other models are checked by the ingest step at run time.
+EMBEDDING_DIMENSIONS = {
+    "sentence-transformers/all-MiniLM-L6-v2": 384, "sentence-transformers/all-MiniLM-L12-v2": 384,
+    "sentence-transformers/all-mpnet-base-v2": 768, "sentence-transformers/multi-qa-MiniLM-L6-cos-v1": 384,
+    "sentence-transformers/multi-qa-mpnet-base-dot-v1": 768,
+    "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2": 384,
+    "BAAI/bge-small-en-v1.5": 384, "BAAI/bge-base-en-v1.5": 768, "BAAI/bge-large-en-v1.5": 1024,
+    "intfloat/e5-small-v2": 384, "intfloat/e5-base-v2": 768, "intfloat/e5-large-v2": 1024,
+    "thenlper/gte-small": 384, "thenlper/gte-base": 768, "thenlper/gte-large": 1024,
+    "nomic-ai/nomic-embed-text-v1.5": 768,
+}
+
+
 def check_knowledge_base(spec: KnowledgeBaseSpec, raw: dict[str, Any]) -> Iterator[Finding]:
     if spec.chunking.overlap >= spec.chunking.size:
         yield Finding(("chunking", "overlap"), "LLM250",
                       f"chunk overlap ({spec.chunking.overlap}) must be smaller than the chunk size "
                       f"({spec.chunking.size})")
+    known = EMBEDDING_DIMENSIONS.get(spec.embedding.model)
+    if known is not None and known != spec.embedding.dimension:
+        yield Finding(("embedding", "dimension"), "LLM251",
+                      f"`{spec.embedding.model}` embeds into {known} dimensions, not {spec.embedding.dimension}",
+                      f"write `dimension: {known}`")
+    source = spec.source
+    notifications = source.notifications or ("minio" if source.endpoint else "sqs")
+    if notifications == "sqs" and source.queue is None:
+        yield Finding(("source",), "LLM252", "uploads to AWS S3 are noticed through an SQS queue: `queue` is missing",
+                      "add `queue:` (the queue the bucket notifies), or `endpoint:` and `notifications: minio` "
+                      "for MinIO", at_key=True)
+    if notifications == "sqs" and source.region is None:
+        yield Finding(("source",), "LLM252", "an SQS queue needs its AWS `region`", "add `region: eu-west-1`",
+                      at_key=True)
+    if notifications == "minio" and source.endpoint is None:
+        yield Finding(("source", "notifications"), "LLM252", "MinIO notifications need the MinIO `endpoint`",
+                      "add `endpoint: minio.storage.svc:9000`")
 
 
 # --- Monitor ---------------------------------------------------------------------------------------

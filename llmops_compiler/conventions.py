@@ -96,6 +96,21 @@ def rollback_workflow_name(model: str) -> str:
     return f"rollback-{model}"
 
 
+def ingest_workflow_name(knowledge_base: str) -> str:
+    """WorkflowTemplate that ingests one object of a KnowledgeBase (started by its Sensor)."""
+    return f"ingest-{knowledge_base}"
+
+
+def resync_workflow_name(knowledge_base: str) -> str:
+    """CronWorkflow that re-ingests a KnowledgeBase's whole prefix and prunes what is gone."""
+    return f"resync-{knowledge_base}"
+
+
+def knowledge_base_resource_name(knowledge_base: str) -> str:
+    """EventSource and Sensor of a KnowledgeBase's bucket notifications."""
+    return f"kb-{knowledge_base}"
+
+
 def analysis_workflow_name(policy: str) -> str:
     """CronWorkflow that analyses the candidate of a RolloutPolicy and promotes, holds or rolls back."""
     return f"analyze-{policy}"

@@ -214,11 +214,14 @@ def sjson_set(document: Any, path: str, value: Any) -> None:
         current[last] = value
 
 
-def fire_sensor(sensor: dict[str, Any], event_source: str, event_name: str, webhook_body: Any) -> list[dict[str, Any]]:
-    """The Workflows the Sensor creates for one webhook event: dependencies whose filters pass, triggers whose
+def fire_sensor(sensor: dict[str, Any], event_source: str, event_name: str, webhook_body: Any = None,
+                event_data: Any = None) -> list[dict[str, Any]]:
+    """The Workflows the Sensor creates for one event: dependencies whose filters pass, triggers whose
     ``conditions`` name a passing dependency, parameters resolved by ``dataKey`` (default ``value`` when the key
-    is missing) and written at ``dest`` (sjson) into the trigger's resource."""
-    event_data = {"header": {"Content-Type": ["application/json"]}, "body": webhook_body}
+    is missing) and written at ``dest`` (sjson) into the trigger's resource. ``webhook_body`` is wrapped as a
+    webhook event's data; ``event_data`` is another source's data as it is."""
+    if event_data is None:
+        event_data = {"header": {"Content-Type": ["application/json"]}, "body": webhook_body}
     passed = {
         dependency["name"] for dependency in sensor["spec"]["dependencies"]
         if dependency["eventSourceName"] == event_source and dependency["eventName"] == event_name

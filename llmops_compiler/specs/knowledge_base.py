@@ -23,7 +23,15 @@ class Source(StrictModel):
     insecure: bool = False
     """Plain HTTP instead of TLS to the endpoint."""
     credentials_secret: ObjectName | None = None
-    """Secret with keys `accesskey` and `secretkey` (as Argo Events' minio source reads them) for the store."""
+    """Secret with keys `accesskey` and `secretkey` (as Argo Events' minio source reads them) for the store;
+    without it, the Project's object store keys, or the pods' identity."""
+    notifications: Literal["minio", "sqs"] | None = None
+    """How uploads are noticed: `minio` (MinIO's bucket notifications, the default with an `endpoint`) or
+    `sqs` (AWS S3 notifications delivered to an SQS queue, the default without one)."""
+    queue: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,80}(\.fifo)?$")] | None = None
+    """SQS queue that receives the bucket's notifications (with `sqs`)."""
+    region: Annotated[str, Field(pattern=r"^[a-z0-9-]+$", max_length=64)] | None = None
+    """AWS region of the bucket and the queue (with `sqs`)."""
 
 
 class Chunking(StrictModel):

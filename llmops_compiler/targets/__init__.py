@@ -15,6 +15,7 @@ from . import (
     cron_workflows,
     istio,
     jobs,
+    knowledge_bases,
     prometheus,
     serving,
 )
@@ -36,6 +37,7 @@ ENVIRONMENT_TARGETS: list[EnvironmentTarget] = [
     argo_events.rollback_workflow_templates,
     cron_workflows.drift_cron_workflows,
     cron_workflows.analysis_cron_workflows,
+    knowledge_bases.knowledge_base_targets,
     serving.serving_workloads,
     istio.traffic,
 ]

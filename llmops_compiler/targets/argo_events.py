@@ -33,6 +33,8 @@ EventSource and Sensor are plain dicts: hera's events models nest the webhook's 
 
 from __future__ import annotations
 
+from typing import Any
+
 from .. import conventions
 from ..resolve import EnvironmentView, ResolvedSpec
 from ..specs import MonitorSpec
@@ -115,7 +117,7 @@ def alert_event_source(view: EnvironmentView, monitor: ResolvedSpec[MonitorSpec]
     }
 
 
-def _exactly(value: str) -> str:
+def exactly(value: str) -> str:
     """An anchored Go regular expression matching ``value`` only (names are DNS labels: no metacharacters
     but ``.``, which is escaped)."""
     return "^" + value.replace(".", "\\.") + "$"
@@ -132,7 +134,7 @@ def dependency_filters(view: EnvironmentView, monitor: ResolvedSpec[MonitorSpec]
         (labels + conventions.LABEL_ENVIRONMENT, view.name),
         (labels + conventions.LABEL_ACTION, action),
     ]
-    return [{"path": path, "type": "string", "value": [_exactly(value)]} for path, value in wanted]
+    return [{"path": path, "type": "string", "value": [exactly(value)]} for path, value in wanted]
 
 
 def _parameters(action: str) -> list[tuple[str, str, str]]:
@@ -147,6 +149,16 @@ def _parameters(action: str) -> list[tuple[str, str, str]]:
     return parameters
 
 
+def trigger_labels(view: EnvironmentView, spec: ResolvedSpec[Any]) -> dict[str, str]:
+    """Labels of a Workflow a Sensor creates: the project, environment and spec that started it."""
+    return {
+        conventions.LABEL_PART_OF: view.project.name,
+        conventions.LABEL_ENV: view.name,
+        conventions.LABEL_SPEC_KIND: spec.kind.lower(),
+        conventions.LABEL_SPEC_NAME: spec.name,
+    }
+
+
 def workflow_template_name(model: str, action: str) -> str:
     return conventions.tune_workflow_name(model) if action == "retrain" else conventions.rollback_workflow_name(model)
 
@@ -157,15 +169,7 @@ def _trigger(view: EnvironmentView, monitor: ResolvedSpec[MonitorSpec], action: 
     workflow: Body = {
         "apiVersion": API_VERSION,
         "kind": "Workflow",
-        "metadata": {
-            "generateName": f"{template}-",
-            "labels": {
-                conventions.LABEL_PART_OF: view.project.name,
-                conventions.LABEL_ENV: view.name,
-                conventions.LABEL_SPEC_KIND: "monitor",
-                conventions.LABEL_SPEC_NAME: monitor.name,
-            },
-        },
+        "metadata": {"generateName": f"{template}-", "labels": trigger_labels(view, monitor)},
         "spec": {
             "workflowTemplateRef": {"name": template},
             "arguments": {"parameters": [{"name": name, "value": default} for name, _, default in parameters]},

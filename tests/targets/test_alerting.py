@@ -147,9 +147,9 @@ def test_events_and_workflows_are_strictly_valid(example: list[Resource]) -> Non
 
 
 def test_sensor_selects_firing_alerts_by_action_and_model(example: list[Resource]) -> None:
-    sensor = one(example, "Sensor", "prod").body
+    sensor = one(example, "Sensor", "prod", "monitor-support-llm").body
     assert sensor["spec"]["template"]["serviceAccountName"] == conventions.SENSOR_SERVICE_ACCOUNT
-    source = one(example, "EventSource", "prod").body
+    source = one(example, "EventSource", "prod", "monitor-support-llm").body
     assert source["spec"]["webhook"]["alertmanager"] == {
         "endpoint": "/alerts", "method": "POST", "port": "12000",
         "authSecret": {"name": "llmops-alert-webhook", "key": "token"},  # unauthenticated requests are refused
