@@ -64,7 +64,8 @@ def ingest_arguments(view: EnvironmentView, knowledge_base: ResolvedSpec[Knowled
         "--embedding-model", spec.embedding.model, "--dimension", str(spec.embedding.dimension),
         "--vector-store-uri", spec.vector_store.uri, "--collection", spec.vector_store.collection,
         "--metric", spec.vector_store.metric,
-        "--mlflow-tracking-uri", "$(MLFLOW_TRACKING_URI)", "--mlflow-experiment", f"knowledge-base-{knowledge_base.name}",
+        "--mlflow-tracking-uri", "$(MLFLOW_TRACKING_URI)",
+        "--mlflow-experiment", f"knowledge-base-{knowledge_base.name}",
     ]
     if spec.vector_store.credentials_secret is not None:
         args += ["--vector-store-token-env", TOKEN_ENV]
