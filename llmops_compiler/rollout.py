@@ -213,8 +213,12 @@ def _state(stable: int | None, candidate: int | None = None, step: int = 0, stat
     return EnvironmentState.model_validate(data)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
 def _one_line(text: str) -> str:
-    line = " ".join(text.split())
+    """A reason as the state keeps it: one line without control characters, at most MAX_REASON characters."""
+    line = " ".join(_CONTROL.sub(" ", text).split())
     return line if len(line) <= MAX_REASON else line[: MAX_REASON - 1] + "…"
 
 

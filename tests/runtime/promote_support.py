@@ -168,7 +168,7 @@ def git_http_server(root: Path, username: str, token: str, lifetime: float = LIF
 
         def _body(self) -> bytes:
             if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                chunks = []
+                chunks: list[bytes] = []
                 while True:
                     size = int(self.rfile.readline().strip(), 16)
                     if size == 0:
@@ -278,14 +278,14 @@ def fake_github(lifetime: float = LIFETIME_S) -> Iterator[FakeGitHub]:
 
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            body = json.loads(raw) if raw else None
+            body: dict[str, Any] = json.loads(raw) if raw else {}
             fake.requests.append(ForgeRequest("POST", self.path, dict(self.headers.items()), body))
             parts = self.path.strip("/").split("/")
             if len(parts) != 4 or parts[0] != "repos" or parts[3] != "pulls":
                 return self._reply(404, {"message": "Not Found"})
             if not self.headers.get("Authorization", "").startswith("Bearer "):
                 return self._reply(401, {"message": "Requires authentication"})
-            head = body["head"]
+            head = str(body.get("head"))
             if head in fake.open_pulls:
                 return self._reply(422, {"message": "Validation Failed", "errors": [
                     {"resource": "PullRequest", "code": "custom",
