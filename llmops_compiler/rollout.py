@@ -65,7 +65,7 @@ MAX_REASON = 4096  # `Transition.reason` holds at most this many characters
 
 
 class TransitionRefused(ValueError):
-    """A transition that does not apply to the state (resume what is not paused, propose the stable version...)."""
+    """A transition that does not apply to the state (resume what is not paused, promote nothing...)."""
 
 
 class StateFileError(ValueError):
@@ -343,19 +343,24 @@ def _forward(policy: RolloutPolicySpec, state: EnvironmentState, now: datetime, 
 def propose(state: EnvironmentState, version: int, reason: str, now: datetime) -> Decision:
     """Start rolling out ``version`` at step 0 (status ``progressing``, counters 0).
 
-    While another candidate is in flight, a newer version replaces it only when that rollout is
-    ``progressing`` (a retrain forced during a rollout): the older one is dropped and the new one starts at
-    step 0. Proposing the candidate already in flight changes nothing (a retried workflow step). Refused
-    (:class:`TransitionRefused`): the stable version itself, an older version than the one in flight, and any
-    version while the rollout is ``paused`` (a person holds it: resume or abort it first)."""
+    Without a candidate in flight any version but the stable one starts (an older one too: that is how a
+    person goes back after a bad promotion); proposing the stable version changes nothing (a retrain that
+    ``register`` recognised as an existing version). While a candidate is in flight, proposing it again
+    changes nothing (a retried workflow step), and a newer version replaces it, back at step 0, only when
+    that rollout is ``progressing`` (a retrain forced during a rollout). Refused (:class:`TransitionRefused`)
+    while one is in flight: the stable version, a version older than the candidate, and any other version
+    while the rollout is ``paused`` (a person holds it: resume or abort it first)."""
     if version < 1:
         raise TransitionRefused(f"v{version} is not a registered-model version (versions start at 1)")
-    if version == state.stable:
-        raise TransitionRefused(f"v{version} is already the stable version")
+    if version == state.stable and state.candidate is None:
+        return _no_change(state, f"v{version} is already the stable version")
     time = format_time(now)
     if state.status in IN_FLIGHT and state.candidate is not None:
         if version == state.candidate:
             return _no_change(state, f"v{version} is already the candidate in flight")
+        if version == state.stable:
+            raise TransitionRefused(f"v{version} is the stable version; roll candidate v{state.candidate} back to "
+                                    "keep only it")
         if state.status == "paused":
             raise TransitionRefused(f"candidate v{state.candidate} is paused by a person; resume or abort it "
                                     f"before proposing v{version}")

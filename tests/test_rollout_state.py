@@ -195,10 +195,12 @@ def test_propose_while_a_candidate_is_in_flight() -> None:
         rollout.propose(in_flight(1), 6, "x", T0)
     with pytest.raises(rollout.TransitionRefused, match="paused by a person; resume or abort it"):
         rollout.propose(state(stable=7, candidate=8, status="paused"), 9, "x", T0)
-    with pytest.raises(rollout.TransitionRefused, match="v7 is already the stable version"):
-        rollout.propose(state(stable=7, status="promoted"), 7, "x", T0)
+    assert rollout.propose(state(stable=7, status="promoted"), 7, "x", T0).reason == (
+        "no change: v7 is already the stable version")
     older = rollout.propose(state(stable=7, status="promoted"), 5, "v7 misbehaves", T0)  # going back is allowed
     assert older.after.candidate == 5
+    with pytest.raises(rollout.TransitionRefused, match="v7 is the stable version; roll candidate v5 back"):
+        rollout.propose(older.after, 7, "x", T0)
 
 
 def test_person_transitions_and_their_refusals() -> None:

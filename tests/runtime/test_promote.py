@@ -414,7 +414,7 @@ def test_refused_proposals_exit_2_and_change_nothing(
     repo = make_repo(example_copy, tmp_path, prometheus_url, {"prod": _in_flight(0)})
     registry(repo.registered_model)
     cases = [
-        ("7", "promote: error: refused: v7 is already the stable version"),
+        ("6", "promote: error: refused: v6 is older than the candidate in flight v8"),
         ("42", f"promote: error: registered model `{repo.registered_model}` has no version 42 in MLflow"),
     ]
     for version, message in cases:
@@ -430,3 +430,46 @@ def test_refused_proposals_exit_2_and_change_nothing(
     assert len(repo.commits()) == 1
     assert run_promote(repo, capsys, "nowhere", minutes(T0, 4))[2] == (
         "promote: error: environment `nowhere` is not in the Project; it has dev, staging, prod")
+
+
+def test_a_promotion_committed_by_a_person_reaches_mlflow_on_the_next_run(
+        example_copy: Path, tmp_path: Path, prometheus_url: str, registry: Callable[[str], dict[str, int]],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    repo = make_repo(example_copy, tmp_path, prometheus_url, {"prod": _in_flight(0)})
+    registry(repo.registered_model)
+    assert run_promote(repo, capsys, "prod", minutes(T0, 5))[0] == 0  # holds at 10%; MLflow learns of v8
+    assert registry(repo.registered_model) == {"stable": 7, "stable-prod": 7, "candidate": 8, "candidate-prod": 8}
+    person = tmp_path / "person"  # `llmops rollout promote prod` and a push, as a person would
+    git("clone", "--quiet", repo.url, str(person))
+    current = rollout.read_state_file(person / STATE_PATH, "support-llm").environments["prod"]
+    rollout.write_environment_state(person / STATE_PATH, "support-llm", "prod",
+                                    rollout.promote(current, "hotfix for ticket 123", T0).after)
+    gitops.compile_clone(person)
+    git("commit", "--quiet", "-am", "prod: promote v8 by hand", cwd=person)
+    git("push", "--quiet", "origin", "HEAD:main", cwd=person)
+    code, out, err = run_promote(repo, capsys, "prod", minutes(T0, 10))
+    assert (code, out) == (0, "prod: support-llm: no change: no candidate in flight (the last one was promoted)")
+    assert err == (f"promote: MLflow aliases of {repo.registered_model}: removed candidate-prod (was v8), "
+                   "stable-prod → v8, removed candidate (was v8), stable → v8")
+    assert registry(repo.registered_model) == {"stable": 8, "stable-prod": 8}
+    assert run_promote(repo, capsys, "prod", minutes(T0, 15))[2] == ""  # in step: nothing more to say
+
+
+@pytest.mark.parametrize(("query", "message"), [
+    ("sum(rate(llm_requests_total[5m]", r"query `sum\(rate\(llm_requests_total\[5m\]` failed: bad_data: .+"),
+    ("rate(llm_requests_total[5m])", r"query `rate\(llm_requests_total\[5m\]\)` returned \d+ series; an analysis "
+                                     r"query must return one number \(aggregate it, e.g. with sum\)"),
+])
+def test_a_query_that_fails_changes_nothing(
+        query: str, message: str, example_copy: Path, tmp_path: Path, prometheus_url: str,
+        registry: Callable[[str], dict[str, int]], capsys: pytest.CaptureFixture[str]) -> None:
+    policy_file = example_copy / "specs" / "rollouts" / "support-llm.yaml"
+    text = policy_file.read_text()
+    start = text.index("        query: ") + len("        query: ")
+    policy_file.write_text(text[:start] + query + text[text.index("\n", start):])
+    repo = make_repo(example_copy, tmp_path, prometheus_url, {"prod": _in_flight(0)})
+    registry(repo.registered_model)
+    code, out, err = run_promote(repo, capsys, "prod", minutes(T0, 31))
+    assert (code, out) == (3, "")
+    assert re.fullmatch(f"promote: error: no change: {message}", err), err
+    assert repo.commits() == []
