@@ -99,11 +99,12 @@ class Change:
 
 @dataclass(frozen=True)
 class PublishResult:
-    """How :func:`publish` ended. ``outcome``: ``unchanged`` (the edit changed nothing), ``pushed`` (to the
+    """How :func:`publish` ended. ``outcome``: ``unchanged`` (the edit changed nothing), ``committed`` (and
+    not pushed, as asked), ``pushed`` (to the
     watched branch), ``proposed`` (pushed to the pull-request branch) or ``already-proposed`` (that branch
     already carries this change); ``attempts`` counts edits run."""
 
-    outcome: Literal["unchanged", "pushed", "proposed", "already-proposed"]
+    outcome: Literal["unchanged", "committed", "pushed", "proposed", "already-proposed"]
     attempts: int
     change: Change | None = None
     commit: str | None = None
@@ -127,6 +128,8 @@ class Repository:
     remote: Remote
     env: dict[str, str] = field(default_factory=dict)
     private_dir: Path | None = None  # holds the askpass script; removed by close()
+    owned: bool = True
+    """A clone of our own, which a rejected push may reset; False for a person's checkout (:meth:`open`)."""
 
     @classmethod
     def clone(cls, remote: Remote, path: Path) -> Repository:
@@ -152,6 +155,17 @@ class Repository:
             repository.close()
             raise
         return repository
+
+    @classmethod
+    def open(cls, path: Path, remote_name: str = "origin") -> Repository:
+        """A person's existing checkout (the CLI's ``--commit``): its current branch and ``remote_name``'s URL,
+        with the person's own git configuration and credentials. Never reset: a rejected push fails instead of
+        retrying, so no local work is lost. Raises GitError when ``path`` is not a checkout on a branch."""
+        env = {**os.environ, "LC_ALL": "C"}
+        probe = cls(path, Remote("", ""), env, owned=False)
+        branch = probe.git("symbolic-ref", "--quiet", "--short", "HEAD").strip()
+        url = probe._run(["remote", "get-url", remote_name], check=False).stdout.strip()
+        return cls(path, Remote(url, branch), env, owned=False)
 
     def close(self) -> None:
         """Remove the askpass script's folder (the clone stays where the caller put it)."""
@@ -187,15 +201,19 @@ class Repository:
         return self.git("rev-parse", "HEAD").strip()
 
     def reset_to_remote(self) -> None:
-        """Fetch the watched branch and make the clone exactly that (edits and commits of ours dropped)."""
+        """Fetch the watched branch and make the clone exactly that (edits and commits of ours dropped).
+        Refused (GitError) on a person's checkout."""
+        if not self.owned:
+            raise GitError("refusing to reset a checkout that is not a clone of our own")
         self.git("fetch", "--quiet", "--no-tags", "origin", f"+refs/heads/{self.remote.branch}:"
                  f"refs/remotes/origin/{self.remote.branch}")
         self.git("reset", "--quiet", "--hard", f"origin/{self.remote.branch}")
         self.git("clean", "--quiet", "-fdx")
 
-    def commit(self, change: Change, paths: list[str], author: Author) -> str | None:
-        """Stage ``paths`` (additions, edits and deletions) and commit; the new commit, or None when nothing
-        differs from HEAD."""
+    def commit(self, change: Change, paths: list[str], author: Author | None) -> str | None:
+        """Stage ``paths`` (additions, edits and deletions) and commit as ``author`` (None: git's configured
+        identity); the new commit, or None when nothing differs from HEAD. Hooks run only in a person's
+        checkout."""
         self.git("add", "--all", "--", *paths)
         if self._run(["diff", "--cached", "--quiet"], check=False).returncode == 0:
             return None
@@ -203,8 +221,9 @@ class Repository:
         if change.identity:
             message += f"\n{CHANGE_TRAILER}: {change.identity}\n"
         identity = {"GIT_AUTHOR_NAME": author.name, "GIT_AUTHOR_EMAIL": author.email,
-                    "GIT_COMMITTER_NAME": author.name, "GIT_COMMITTER_EMAIL": author.email}
-        self._run(["commit", "--quiet", "--no-verify", "--file", "-"], stdin=message, extra_env=identity)
+                    "GIT_COMMITTER_NAME": author.name, "GIT_COMMITTER_EMAIL": author.email} if author else {}
+        self._run(["commit", "--quiet", *(["--no-verify"] if self.owned else []), "--file", "-"], stdin=message,
+                  extra_env=identity)
         return self.head()
 
     def push(self, refspec: str, force: bool = False) -> None:
@@ -260,13 +279,15 @@ def compile_clone(clone: Path) -> str:
 Edit = Callable[[Path], "Change | None"]
 
 
-def publish(repository: Repository, edit: Edit, author: Author, max_attempts: int = 5,
-            pull_request: PullRequestTarget | None = None, title: str | None = None) -> PublishResult:
+def publish(repository: Repository, edit: Edit, author: Author | None, max_attempts: int = 5,
+            pull_request: PullRequestTarget | None = None, title: str | None = None,
+            push: bool = True) -> PublishResult:
     """Run ``edit`` on the clone, compile, commit and push (see the module docstring).
 
     ``edit(clone)`` edits files and returns a :class:`Change`, or None when nothing changes; it runs again
     after every rejected push, on the clone reset to the remote branch, so it must read the clone afresh.
-    ``title`` is the pull request's title (default: the commit's subject). Raises PushConflict after
+    ``title`` is the pull request's title (default: the commit's subject); ``push=False`` only commits. In a
+    person's checkout (:meth:`Repository.open`) a rejected push is not retried. Raises PushConflict after
     ``max_attempts`` rejected pushes, GitError when git or the forge fails, CompileError when the edited
     specs do not compile."""
     if max_attempts < 1:
@@ -279,11 +300,16 @@ def publish(repository: Repository, edit: Edit, author: Author, max_attempts: in
         commit = repository.commit(change, [*change.paths, output], author)
         if commit is None:
             return PublishResult("unchanged", attempt, change)
+        if not push:
+            return PublishResult("committed", attempt, change, commit)
         if pull_request is not None:
             return _propose(repository, pull_request, change, commit, attempt, title)
         try:
             repository.push(f"HEAD:refs/heads/{repository.remote.branch}")
         except PushConflict:
+            if not repository.owned:
+                raise PushConflict(f"push to {repository.remote.branch} was rejected: the branch moved; your "
+                                   "commit is kept: pull, check the rollout again and push") from None
             if attempt == max_attempts:
                 raise PushConflict(
                     f"push to {repository.remote.branch} was rejected {max_attempts} times: other writers keep "

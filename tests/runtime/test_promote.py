@@ -473,3 +473,40 @@ def test_a_query_that_fails_changes_nothing(
     assert (code, out) == (3, "")
     assert re.fullmatch(f"promote: error: no change: {message}", err), err
     assert repo.commits() == []
+
+
+def test_a_persons_checkout_gets_commits_and_is_never_reset(
+        example_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the CLI's `llmops rollout ... --commit` does in a person's checkout (git identity of their own)."""
+    from promote_support import GIT_ENV
+
+    for name, value in GIT_ENV.items():
+        monkeypatch.setenv(name, value)
+    repo = make_repo(example_copy, tmp_path, "http://127.0.0.1:9", {"prod": _in_flight(0)})
+    person = tmp_path / "person"
+    git("clone", "--quiet", repo.url, str(person))
+
+    def transition(kind: str) -> gitops.Edit:
+        def edit(clone: Path) -> gitops.Change:
+            current = rollout.read_state_file(clone / STATE_PATH, "support-llm").environments["prod"]
+            decision = getattr(rollout, kind)(current, "by hand", T0)
+            rollout.write_environment_state(clone / STATE_PATH, "support-llm", "prod", decision.after)
+            return gitops.Change(f"prod: {kind}", [STATE_PATH])
+        return edit
+
+    checkout_repo = gitops.Repository.open(person)
+    assert (checkout_repo.remote.url, checkout_repo.remote.branch) == (repo.url, "main")
+    committed = gitops.publish(checkout_repo, transition("pause"), None, push=False)
+    assert committed.outcome == "committed" and repo.commits() == []
+    assert api.check(person / "specs", person / "generated").ok
+    git("commit", "--quiet", "--allow-empty", "-m", "meanwhile", cwd=_clone(repo, tmp_path / "another"))
+    git("push", "--quiet", "origin", "HEAD:main", cwd=tmp_path / "another")
+    with pytest.raises(gitops.PushConflict, match="your commit is kept: pull, check the rollout again and push"):
+        gitops.publish(checkout_repo, transition("resume"), None)
+    assert git("log", "--format=%s", "-2", cwd=person).split("\n")[:2] == ["prod: resume", "prod: pause"]
+    assert git("status", "--porcelain", cwd=person) == ""
+
+
+def _clone(repo: GitOpsRepo, into: Path) -> Path:
+    git("clone", "--quiet", repo.url, str(into))
+    return into
