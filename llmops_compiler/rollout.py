@@ -43,7 +43,7 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -711,6 +711,32 @@ def write_environment_state(path: Path, policy_name: str, environment: str, stat
     return True
 
 
+def record_transition(specs_dir: Path, policy_name: str, environment: str,
+                      transition: Callable[[EnvironmentState], Decision]) -> tuple[Decision, Path]:
+    """Apply ``transition`` to ``environment``'s state of policy ``policy_name`` in the specs under ``specs_dir``
+    and write the state file when the state changes: what ``llmops rollout pause|resume|promote|abort`` does
+    (``lambda state: pause(state, reason, now)``). Returns the decision and the state file (written or not);
+    the caller compiles. Raises KeyError for an unknown environment or policy, ``CompileError`` when the specs
+    have errors, TransitionRefused from the transition, StateFileError from the edit."""
+    from .api import resolve_specs
+    from .diagnostics import CompileError
+
+    graph, problems = resolve_specs(specs_dir)
+    if graph is None:
+        raise CompileError(problems)
+    view = next((view for view in graph.environments if view.name == environment), None)
+    if view is None:
+        raise KeyError(environment)
+    policy = view.get("RolloutPolicy", policy_name)
+    if policy is None:
+        raise KeyError(policy_name)
+    decision = transition(view.rollout_state(policy_name))
+    path, policy_file = state_file_for(specs_dir, graph, policy_name)
+    if decision.changed:
+        write_environment_state(path, policy_name, environment, decision.after, header_from=policy_file)
+    return decision, path
+
+
 def _write_atomically(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -727,6 +753,6 @@ __all__ = [
     "AnalysisResult", "Decision", "MetricResult", "StateFileError", "TransitionRefused", "abort", "decide",
     "describe_change", "describe_decision", "describe_state", "format_time", "judge", "measures_candidate",
     "new_state_text", "parse_time", "pause", "policy_steps", "promote", "propose", "read_state_file", "ready_at",
-    "resume", "rollback", "state_file_beside", "state_file_for", "state_identity", "step_label", "step_wait",
-    "write_environment_state",
+    "record_transition", "resume", "rollback", "state_file_beside", "state_file_for", "state_identity",
+    "step_label", "step_wait", "write_environment_state",
 ]

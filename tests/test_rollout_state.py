@@ -383,6 +383,21 @@ def test_a_broken_state_file_is_reported_not_overwritten(tmp_path: Path) -> None
         rollout.read_state_file(path, "p")
 
 
+def test_record_transition_is_what_the_cli_does(example_copy: Path) -> None:
+    specs = example_copy / "specs"
+    decision, path = rollout.record_transition(specs, "support-llm", "dev",
+                                               lambda current: rollout.pause(current, "on call says wait", T0))
+    assert path == specs / "rollouts" / "support-llm.state.yaml"
+    assert rollout.read_state_file(path, "support-llm").environments["dev"] == decision.after
+    assert rollout.describe_decision("dev", "support-llm", CANARY, decision) == "dev: support-llm v8 paused at 25%"
+    with pytest.raises(rollout.TransitionRefused):
+        rollout.record_transition(specs, "support-llm", "prod", lambda current: rollout.resume(current, "x", T0))
+    with pytest.raises(KeyError):
+        rollout.record_transition(specs, "support-llm", "qa", lambda current: rollout.pause(current, "x", T0))
+    api.compile_project(specs, example_copy / "generated")
+    assert api.check(specs, example_copy / "generated").ok
+
+
 # --- any sequence of transitions keeps the state valid ----------------------------------------------------------
 
 _RESULTS = {"pass": PASS, "fail": FAIL, "low traffic": NO_TRAFFIC, "no data": NO_DATA,
