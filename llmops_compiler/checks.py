@@ -19,6 +19,7 @@ from .load import YamlPath
 from .quantities import quantity_value
 from .specs import (
     ChainSpec,
+    DatasetSpec,
     KnowledgeBaseSpec,
     ModelSpec,
     MonitorSpec,
@@ -378,9 +379,56 @@ def check_monitor(spec: MonitorSpec, raw: dict[str, Any]) -> Iterator[Finding]:
     if spec.drift and spec.logs is None:
         yield Finding(("drift",), "LLM264", "drift checks need `logs`: where the production request logs are",
                       "add `logs: s3://bucket/prefix/`", at_key=True)
+    for index, check in enumerate(spec.drift):
+        given = [name for name, value in (("reference", check.reference), ("referenceDataset", check.reference_dataset),
+                                          ("followStable", check.follow_stable or None)) if value is not None]
+        if len(given) != 1:
+            yield Finding(("drift", index), "LLM259",
+                          f"drift check `{check.name}` needs exactly one of `reference`, `referenceDataset` or "
+                          f"`followStable` (has {', '.join(given) or 'none'})",
+                          "e.g. `reference: s3://bucket/reference.jsonl`")
+    yield from _check_quality(spec)
     for index, metric in _duplicates([quality.metric for quality in spec.quality]):
         yield Finding(("quality", index, "metric"), "LLM260", f"quality metric `{metric}` is listed twice")
     yield from _check_monitor_alerting(spec)
+
+
+def _check_quality(spec: MonitorSpec) -> Iterator[Finding]:
+    """Quality checks need a continuous evaluation that can measure them."""
+    from .specs.monitor import QUALITY_METRICS
+
+    evaluation = spec.evaluation
+    if spec.quality and evaluation is None:
+        yield Finding(("quality",), "LLM269", "quality checks need `evaluation`: the schedule and window of the "
+                      "continuous evaluation that produces their scores",
+                      "add `evaluation: {schedule: \"*/30 * * * *\", window: 1h}`", at_key=True)
+        return
+    if spec.quality and spec.logs is None:
+        yield Finding(("quality",), "LLM264", "quality checks need `logs`: where the production request logs are",
+                      "add `logs: s3://bucket/prefix/`", at_key=True)
+    judge = evaluation.judge if evaluation is not None else None
+    for index, check in enumerate(spec.quality):
+        methods = QUALITY_METRICS.get(check.metric)
+        if methods is None and judge is None:
+            yield Finding(("quality", index, "metric"), "LLM269",
+                          f"`{check.metric}` is not a built-in quality metric, and there is no `evaluation.judge` to "
+                          "grade it", did_you_mean(check.metric, QUALITY_METRICS) or
+                          "use one of: " + ", ".join(QUALITY_METRICS) + "; or configure a judge")
+            continue
+        method = check.method or (methods[0] if methods else "judge")
+        if check.method is not None and check.method not in (methods or ("judge",)):
+            yield Finding(("quality", index, "method"), "LLM269",
+                          f"`{check.metric}` cannot be measured with `{check.method}`",
+                          "expected one of: " + ", ".join(f"`{item}`" for item in (methods or ("judge",))))
+        elif method == "judge" and judge is None:
+            yield Finding(("quality", index, "method") if check.method else ("quality", index, "metric"), "LLM269",
+                          f"`{check.metric}` is graded by an LLM judge, but `evaluation.judge` is not configured",
+                          "add `judge: {url: https://..., model: ...}` under evaluation")
+        elif method == "nli" and (evaluation is None or evaluation.nli_model is None):
+            yield Finding(("quality", index, "method"), "LLM269", "`method: nli` needs `evaluation.nliModel`")
+        elif method == "classifier" and (evaluation is None or evaluation.safety_classifier_url is None):
+            yield Finding(("quality", index, "method"), "LLM269",
+                          "`method: classifier` needs `evaluation.safetyClassifierUrl`")
 
 
 FETCHABLE_SCHEMES = ("s3://", "gs://", "https://", "http://")
@@ -389,7 +437,8 @@ FETCHABLE_SCHEMES = ("s3://", "gs://", "https://", "http://")
 def _check_monitor_alerting(spec: MonitorSpec) -> Iterator[Finding]:
     """What the monitoring loop needs beyond the shape: inputs a workflow can fetch, alerts that can fire."""
     inputs: list[tuple[YamlPath, str]] = [(("logs",), spec.logs)] if spec.logs and spec.drift else []
-    inputs += [(("drift", index, "reference"), check.reference) for index, check in enumerate(spec.drift)]
+    inputs += [(("drift", index, "reference"), check.reference) for index, check in enumerate(spec.drift)
+               if check.reference is not None]
     for path, uri in inputs:
         if not uri.startswith(FETCHABLE_SCHEMES):
             yield Finding(path, "LLM265", f"`{uri}` cannot be fetched by the drift workflow",
@@ -490,6 +539,36 @@ def check_rollout_state(spec: RolloutStateSpec, raw: dict[str, Any]) -> Iterator
                           f"the candidate is the stable version ({state.stable})", "a candidate is a new version")
 
 
+# --- Dataset ---------------------------------------------------------------------------------------
+
+def check_dataset(spec: DatasetSpec, raw: dict[str, Any]) -> Iterator[Finding]:
+    for index, name in _duplicates([source.name for source in spec.sources]):
+        yield Finding(("sources", index, "name"), "LLM280", f"source `{name}` is defined twice")
+    for index, source in enumerate(spec.sources):
+        given = [key for key in ("logs", "labelled", "dataset") if getattr(source, key) is not None]
+        if len(given) != 1:
+            yield Finding(("sources", index), "LLM280",
+                          f"source `{source.name}` needs exactly one of `logs`, `labelled` or `dataset` "
+                          f"(has {', '.join(given) or 'none'})")
+        if source.window is not None and source.logs is None:
+            yield Finding(("sources", index, "window"), "LLM280", "`window` applies only to `logs` sources",
+                          "remove it", at_key=True)
+        for key in ("logs", "labelled"):
+            uri = getattr(source, key)
+            if uri is not None and not uri.startswith("s3://"):
+                yield Finding(("sources", index, key), "LLM281", f"`{uri}` is not an `s3://` location",
+                              "curation reads sources from the object store")
+    if not spec.output.startswith("s3://"):
+        yield Finding(("output",), "LLM281", f"`{spec.output}` is not an `s3://` location",
+                      "write e.g. `output: s3://bucket/datasets/<name>/`")
+    keep = spec.curation.keep
+    for rule, needed, value in (("minRating", "rating", keep.min_rating is not None),
+                                ("thumbsUp", "thumbs", keep.thumbs_up)):
+        if value and getattr(spec.fields, needed) is None:
+            yield Finding(("curation", "keep", rule), "LLM280", f"`{rule}` needs `fields.{needed}`",
+                          f"add `{needed}:` under fields (where the log records keep it)", at_key=True)
+
+
 CHECKS: dict[str, Check] = {
     "Project": check_project,
     "Model": check_model,
@@ -500,6 +579,7 @@ CHECKS: dict[str, Check] = {
     "Monitor": check_monitor,
     "RolloutPolicy": check_rollout,
     "RolloutState": check_rollout_state,
+    "Dataset": check_dataset,
 }
 
 

@@ -264,6 +264,91 @@ def graph(specs: Path, graph_format: str) -> None:
     click.echo(RENDERERS[graph_format](resolved))
 
 
+@main.group()
+def rollout() -> None:
+    """Where rollouts stand, and a person's transitions: promote, pause, resume, abort."""
+
+
+@rollout.command("status")
+@specs_argument
+@click.option("--env", "environment", metavar="ENV", help="Only this environment.")
+@handles_errors
+def rollout_status(specs: Path, environment: str | None) -> None:
+    """Per environment and RolloutPolicy: stable, candidate, strategy, step and weight, failures, last reason."""
+    from . import api
+    from .diagnostics import CompileError
+    from .rollout import describe_state
+
+    graph, problems = api.resolve_specs(specs)
+    if graph is None:
+        raise CompileError(problems)
+    names = [view.name for view in graph.environments]
+    if environment is not None and environment not in names:
+        raise click.BadParameter(f"`{environment}` is not an environment (expected one of: {', '.join(names)})",
+                                 param_hint="--env")
+    lines = [describe_state(view.name, policy.name, policy.spec, view.rollout_state(policy.name))
+             for view in graph.environments if environment in (None, view.name) for policy in view.rollout_policies()]
+    click.echo("\n".join(lines) if lines else "no RolloutPolicy")
+
+
+def _transition_command(name: str, summary: str) -> None:
+    @rollout.command(name, help=summary)
+    @click.argument("model")
+    @click.option("--env", "environment", metavar="ENV", required=True, help="The environment.")
+    @click.option("--reason", default="", help="Why (recorded in the state and the commit).")
+    @click.option("--specs", "specs", type=click.Path(path_type=Path, file_okay=False, exists=True), default="specs",
+                  show_default=True)
+    @output_option
+    @click.option("--commit", is_flag=True, help="Commit the state and the regenerated output (not pushed).")
+    @handles_errors
+    def command(model: str, environment: str, reason: str, specs: Path, output: Path, commit: bool) -> None:
+        from datetime import UTC, datetime
+
+        from . import api
+        from . import rollout as machine
+        from .diagnostics import CompileError
+
+        graph, problems = api.resolve_specs(specs)
+        if graph is None:
+            raise CompileError(problems)
+        view = next((item for item in graph.environments if item.name == environment), None)
+        if view is None:
+            raise click.BadParameter(f"`{environment}` is not an environment", param_hint="--env")
+        policy = next((item for item in view.rollout_policies() if item.spec.model == model), None)
+        if policy is None:
+            raise click.BadParameter(f"no RolloutPolicy rolls out Model `{model}` in {environment}",
+                                     param_hint="MODEL")
+        why = reason or f"{name} by hand"
+        step = getattr(machine, name)
+        now = datetime.now(UTC)
+        try:
+            decision, path = machine.record_transition(specs, policy.name, environment,
+                                                       lambda state: step(state, why, now))
+        except machine.TransitionRefused as error:
+            click.echo(f"error: {error}", err=True)
+            sys.exit(1)
+        words = machine.describe_decision(environment, policy.name, policy.spec, decision)
+        if not decision.changed:
+            click.echo(f"{words} (nothing to change)")
+            return
+        api.compile_project(specs, output)
+        click.echo(words)
+        if commit:
+            import subprocess
+
+            paths = [str(path), str(output)]
+            subprocess.run(["git", "add", "--", *paths], check=True)
+            subprocess.run(["git", "commit", "-q", "-m", words, "-m", why, "--", *paths], check=True)
+            click.echo("committed (not pushed)")
+
+
+for _name, _summary in (("promote", "Promote the candidate now: it becomes stable."),
+                        ("pause", "Hold the rollout at its step (analysis stops moving it)."),
+                        ("resume", "Resume a paused rollout (the step's pause starts again)."),
+                        ("abort", "Roll the candidate back now.")):
+    _transition_command(_name, _summary)
+
+
 @main.command("test-rules")
 @specs_argument
 @click.option("--env", "environment", metavar="ENV", help="Only the Monitors of this environment.")

@@ -16,6 +16,7 @@ REQUESTS_TOTAL: Final = "llm_requests_total"
 REQUEST_DURATION_BUCKET: Final = "llm_request_duration_seconds_bucket"
 DRIFT_SCORE: Final = "llmops_drift_score"
 QUALITY_SCORE: Final = "llmops_quality_score"
+QUALITY_RECORDS: Final = "llmops_quality_records"  # records behind each quality score (0: an empty window)
 
 LABEL_MODEL: Final = "model"
 LABEL_VERSION: Final = "version"
@@ -50,6 +51,7 @@ TRACK_CANDIDATE: Final = "candidate"
 ANNOTATION_SOURCE: Final = "llmops.dev/source"
 ANNOTATION_SPEC_HASH: Final = "llmops.dev/spec-hash"
 ANNOTATION_CONTENT_HASH: Final = "llmops.dev/content-hash"
+ANNOTATION_ROLLOUT: Final = "llmops.dev/rollout"  # where a rollout stands (JSON), on its VirtualService
 
 # --- generated/ layout ----------------------------------------------------------------------------
 MANIFEST_FILE: Final = ".llmops-manifest.json"
@@ -96,6 +98,16 @@ def rollback_workflow_name(model: str) -> str:
     return f"rollback-{model}"
 
 
+def score_workflow_name(monitor: str) -> str:
+    """CronWorkflow that scores a Monitor's quality checks on production logs (continuous evaluation)."""
+    return f"score-{monitor}"
+
+
+def curate_workflow_name(dataset: str) -> str:
+    """WorkflowTemplate (and CronWorkflow, when scheduled) that curates a new version of a Dataset."""
+    return f"curate-{dataset}"
+
+
 def ingest_workflow_name(knowledge_base: str) -> str:
     """WorkflowTemplate that ingests one object of a KnowledgeBase (started by its Sensor)."""
     return f"ingest-{knowledge_base}"
@@ -109,6 +121,13 @@ def resync_workflow_name(knowledge_base: str) -> str:
 def knowledge_base_resource_name(knowledge_base: str) -> str:
     """EventSource and Sensor of a KnowledgeBase's bucket notifications."""
     return f"kb-{knowledge_base}"
+
+
+def environment_alias(alias: str, environment: str) -> str:
+    """An MLflow alias of one environment (``stable-prod``): the registered model is shared by every environment,
+    each of which serves its own versions. The promote step keeps them in line with the RolloutState; the plain
+    aliases follow the Project's last environment."""
+    return f"{alias}-{environment}"
 
 
 def analysis_workflow_name(policy: str) -> str:

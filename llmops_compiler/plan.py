@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import io
+import json
 import subprocess
 import tarfile
 import tempfile
@@ -48,6 +49,8 @@ class ResourceChange:
 class Plan:
     environments: list[str]
     changes: list[ResourceChange]
+    rollouts: list[str] = field(default_factory=list)
+    """Rollout changes in words ("prod: support-llm canary 10% → 25%"), from the VirtualServices' state."""
 
     @property
     def empty(self) -> bool:
@@ -149,7 +152,36 @@ def compare(before: Mapping[str, bytes], after: Mapping[str, bytes]) -> Plan:
     changes.extend(ResourceChange("delete", *key) for key in removed)
     order = {"delete": 0, "replace": 1, "change": 2, "add": 3}
     changes.sort(key=lambda c: (c.environment, c.kind, c.name, order[c.action]))
-    return Plan(environments, changes)
+    return Plan(environments, changes, rollout_changes(old, new))
+
+
+def _rollout(body: Any) -> Any:
+    text = body.get("metadata", {}).get("annotations", {}).get(conventions.ANNOTATION_ROLLOUT)
+    return json.loads(text) if isinstance(text, str) else None
+
+
+def rollout_changes(old: Mapping[tuple[str, str, str], Any], new: Mapping[tuple[str, str, str], Any]) -> list[str]:
+    """One line per environment and rollout whose state changed, as the promote step words its commits."""
+    from .rollout import describe_change
+    from .specs.rollout import EnvironmentState, RolloutPolicySpec
+
+    lines = []
+    for key in sorted(set(old) | set(new)):
+        if key[1] != "VirtualService":
+            continue
+        before, after = _rollout(old.get(key, {})), _rollout(new.get(key, {}))
+        if after is None or before == after:
+            continue
+        policy = RolloutPolicySpec.model_validate({
+            "model": key[2], "strategy": after["strategy"], "steps": [{"weight": weight} for weight in after["steps"]],
+            **({"match": {"header": {"name": "x", "value": "x"}}} if after["strategy"] == "abTest" else {}),
+            **({"mirrorPercent": 100} if after["strategy"] == "shadow" else {})})
+        previous = EnvironmentState.model_validate(before["state"]) if before else EnvironmentState()
+        line = describe_change(key[0], after["policy"], policy, previous,
+                               EnvironmentState.model_validate(after["state"]))
+        if line:
+            lines.append(line)
+    return lines
 
 
 # --- rendering -------------------------------------------------------------------------------------
@@ -238,6 +270,8 @@ def render_text(plan: Plan) -> str:
     if plan.empty:
         return "No changes: the clusters already match the specs."
     lines = [plan.summary_line(environment) for environment in plan.environments]
+    if plan.rollouts:
+        lines += ["", "Rollouts:", *(f"  {line}" for line in plan.rollouts)]
     for change in plan.changes:
         lines.append("")
         lines.append(f"{SYMBOLS[change.action]} {change.environment}: {_title(change)}")
@@ -251,6 +285,8 @@ def render_markdown(plan: Plan) -> str:
         return "### llmops plan\n\nNo changes: the clusters already match the specs.\n"
     lines = ["### llmops plan", ""]
     lines += [f"- **{plan.summary_line(environment)}**" for environment in plan.environments]
+    if plan.rollouts:
+        lines += ["", "**Rollouts**", "", *(f"- {line}" for line in plan.rollouts)]
     for environment in plan.environments:
         changes = [change for change in plan.changes if change.environment == environment]
         if not changes:

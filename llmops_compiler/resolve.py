@@ -20,6 +20,7 @@ from .diagnostics import Diagnostic, Position, did_you_mean
 from .load import YamlPath
 from .specs import (
     ChainSpec,
+    DatasetSpec,
     KnowledgeBaseSpec,
     ModelSpec,
     MonitorSpec,
@@ -29,6 +30,7 @@ from .specs import (
     RolloutStateSpec,
     ToolSpec,
 )
+from .specs.model import is_dataset_name
 from .specs.project import Environment, NodePool
 from .specs.rollout import EnvironmentState
 from .validate import InvalidSpec, SpecObject
@@ -96,6 +98,23 @@ class EnvironmentView:
     def rollout_policies(self) -> list[ResolvedSpec[RolloutPolicySpec]]:
         return self.of_kind("RolloutPolicy")
 
+    def embedding_model_for(self, model: str) -> str | None:
+        """The embedding model of the KnowledgeBase that chains using ``model``'s prompts retrieve from (the first
+        by name when several), or None."""
+        found = []
+        for chain in self.chains():
+            prompts = [self.get("Prompt", step.prompt) for step in chain.spec.steps if step.prompt]
+            if any(prompt is not None and prompt.spec.model == model for prompt in prompts):
+                found += [step.retrieve for step in chain.spec.steps if step.retrieve]
+        for name in sorted(found):
+            knowledge_base = self.get("KnowledgeBase", name)
+            if knowledge_base is not None:
+                return str(knowledge_base.spec.embedding.model)
+        return None
+
+    def datasets(self) -> list[ResolvedSpec[DatasetSpec]]:
+        return self.of_kind("Dataset")
+
     def rollout_state(self, policy: str) -> EnvironmentState:
         """Where this environment's rollout of ``policy`` stands (idle with nothing deployed when unrecorded)."""
         state = self.get("RolloutState", policy)
@@ -127,6 +146,19 @@ def references(kind: str, spec: BaseModel, name: str = "") -> Iterator[tuple[Yam
         yield ("model",), "Model", spec.model
     elif isinstance(spec, RolloutStateSpec) and name:  # its own check says when the policy is missing
         yield (), "RolloutPolicy", name
+    if isinstance(spec, ModelSpec):
+        for block in ("tuning", "evaluation"):
+            value = getattr(getattr(spec, block), "dataset", None)
+            if value is not None and is_dataset_name(value):
+                yield (block, "dataset"), "Dataset", value
+    if isinstance(spec, DatasetSpec):
+        for index, source in enumerate(spec.sources):
+            if source.dataset is not None:
+                yield ("sources", index, "dataset"), "Dataset", source.dataset
+    if isinstance(spec, MonitorSpec):
+        for index, check in enumerate(spec.drift):
+            if check.reference_dataset is not None:
+                yield ("drift", index, "referenceDataset"), "Dataset", check.reference_dataset
     elif isinstance(spec, ChainSpec):
         for index, step in enumerate(spec.steps):
             for attribute, target_kind in (("prompt", "Prompt"), ("retrieve", "KnowledgeBase"), ("tool", "Tool")):
@@ -222,6 +254,8 @@ class _Resolver:
         if isinstance(spec, MonitorSpec):
             self.check_monitor_actions(spec_object, spec, view)
             self.check_latency_buckets(spec_object, spec, view)
+            self.check_evaluation_embedding(spec_object, spec, view)
+            self.check_follow_stable(spec_object, spec, view)
         if isinstance(spec, ChainSpec):
             self.check_chain_prompt_inputs(spec_object, spec, view)
             self.check_chain_tool_arguments(spec_object, spec, view)
@@ -248,6 +282,46 @@ class _Resolver:
                                       view.project.spec.node_pools)
         if isinstance(spec, RolloutStateSpec):
             self.check_rollout_state(spec_object, spec, view)
+
+    def check_follow_stable(self, spec_object: SpecObject, spec: MonitorSpec, view: EnvironmentView) -> None:
+        """A reference that follows the stable version needs a served, tuned model (register records the data)."""
+        model = view.get("Model", spec.model)
+        if model is None:
+            return
+        for index, check in enumerate(spec.drift):
+            if check.follow_stable and (model.spec.serving is None or model.spec.tuning is None):
+                self.report(spec_object.locator(view.name).at(("drift", index, "followStable")), "LLM283",
+                            f"`followStable` needs Model `{spec.model}` to be served and tuned: the stable version's "
+                            "training data is what `register` records", "use `reference:` instead")
+
+    def check_evaluation_embedding(self, spec_object: SpecObject, spec: MonitorSpec, view: EnvironmentView) -> None:
+        """Embedding metrics need a model: the evaluation's own, or the retrieving KnowledgeBase's."""
+        from .specs.monitor import QUALITY_METRICS
+
+        embedded = [index for index, check in enumerate(spec.quality)
+                    if (check.method or QUALITY_METRICS.get(check.metric, ("judge",))[0]) == "embedding"]
+        if embedded and spec.evaluation is not None and spec.evaluation.embedding_model is None \
+                and view.embedding_model_for(spec.model) is None:
+            self.report(spec_object.locator(view.name).at(("quality", embedded[0], "metric")), "LLM322",
+                        f"`{spec.quality[embedded[0]].metric}` is measured with embeddings, but no model is given and "
+                        f"no chain of Model `{spec.model}` retrieves from a KnowledgeBase",
+                        "add `embeddingModel:` under evaluation")
+
+    def check_dataset_cycles(self) -> None:
+        edges: dict[str, list[str]] = {}
+        for spec_object in self.objects:
+            if isinstance(spec_object.spec, DatasetSpec):
+                edges[spec_object.name] = [source.dataset for source in spec_object.spec.sources if source.dataset]
+        from .checks import find_cycle
+
+        cycle = find_cycle(edges)
+        if cycle:
+            first = self.by_kind["Dataset"][cycle[0]]
+            index = next(i for i, source in enumerate(cast(DatasetSpec, first.spec).sources)
+                         if source.dataset == cycle[1])
+            self.report(first.locator().at(("sources", index, "dataset")), "LLM282",
+                        "Datasets read each other in a cycle: " + " → ".join(cycle),
+                        "a Dataset may build on others, never on itself")
 
     def check_latency_buckets(self, spec_object: SpecObject, spec: MonitorSpec, view: EnvironmentView) -> None:
         """A latency SLO's threshold must be a bucket bound: Prometheus has no series for any other bound, so the
@@ -405,6 +479,7 @@ def resolve(
     base_project = cast(ProjectSpec, project_object.spec)
     environments = [environment.name for environment in base_project.environments]
     resolver.check_environment_names(environments)
+    resolver.check_dataset_cycles()
     views = []
     for environment in base_project.environments:
         view = resolver.view(project_object, environment)

@@ -195,6 +195,6 @@ def test_drift_and_quality_alerts_carry_the_severity_the_spec_asks_for(example_b
     rules = _objects(example_build)["prod/monitoring/monitor-support-llm.prometheusrule.yaml"]
     alerts = [rule for group in rules["spec"]["groups"] for rule in group["rules"] if "alert" in rule]
     quality = {rule["labels"]["metric"]: rule["labels"]["severity"] for rule in alerts if "metric" in rule["labels"]}
-    assert quality == {"groundedness": "page", "relevance": "ticket"}  # page is asked for; ticket by default
+    assert quality == {"groundedness": "page", "relevance": "ticket", "safety": "ticket"}  # page when asked
     drift = {rule["labels"]["check"]: rule["labels"]["severity"] for rule in alerts if "check" in rule["labels"]}
-    assert drift == {"prompt-length": "ticket", "customer-tier": "ticket"}
+    assert drift == {"prompt-length": "ticket", "customer-tier": "ticket", "prompt-length-skew": "ticket"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from .chain import ChainSpec
+from .dataset import DatasetSpec
 from .knowledge_base import KnowledgeBaseSpec
 from .model import ModelSpec
 from .monitor import MonitorSpec
@@ -20,6 +21,7 @@ SPEC_MODELS: dict[str, type[BaseModel]] = {
     "Chain": ChainSpec,
     "Tool": ToolSpec,
     "KnowledgeBase": KnowledgeBaseSpec,
+    "Dataset": DatasetSpec,
     "Monitor": MonitorSpec,
     "RolloutPolicy": RolloutPolicySpec,
     "RolloutState": RolloutStateSpec,
@@ -30,6 +32,7 @@ __all__ = [
     "KINDS",
     "SPEC_MODELS",
     "ChainSpec",
+    "DatasetSpec",
     "KnowledgeBaseSpec",
     "ModelSpec",
     "MonitorSpec",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field, WithJsonSchema
 
 from .common import (
     DnsLabel,
@@ -18,7 +18,25 @@ from .common import (
     StrictModel,
     Toleration,
     Url,
+    _dns_label,
+    _url,
 )
+
+
+def _dataset_reference(value: str) -> str:
+    if "://" in value:
+        return _url(value)
+    return _dns_label(value)
+
+
+DatasetRef = Annotated[str, AfterValidator(_dataset_reference),
+                       WithJsonSchema({"type": "string", "description": "a URI, or the name of a Dataset"})]
+
+
+def is_dataset_name(value: str) -> bool:
+    """Whether a dataset reference names a Dataset spec rather than a URI."""
+    return "://" not in value
+
 
 EVALUATION_METRICS = ("exact_match", "token_f1", "rouge_l", "perplexity", "judge")
 LOWER_IS_BETTER = frozenset({"perplexity"})
@@ -102,8 +120,9 @@ class Tuning(StrictModel):
     """`lora` (adapter), `qlora` (4-bit base on a CUDA GPU) or `full` fine-tuning."""
     lora: LoraConfig | None = None
     """Adapter settings, for `lora` and `qlora`."""
-    dataset: Url
-    """Training data: prompt/completion JSONL (`s3://`, `gs://` or `https://`)."""
+    dataset: DatasetRef
+    """Training data: prompt/completion JSONL (`s3://`, `gs://` or `https://`), or the name of a Dataset (its
+    latest version's train split; the registered version records which version)."""
     epochs: int = Field(gt=0, le=1000, default=1)
     """Passes over the training data."""
     learning_rate: float = Field(gt=0, lt=1, default=2e-4)
@@ -146,8 +165,8 @@ class Gate(StrictModel):
 class Evaluation(StrictModel):
     """How a tuned model is evaluated before it is registered."""
 
-    dataset: Url
-    """Evaluation data: prompt/completion JSONL."""
+    dataset: DatasetRef
+    """Evaluation data: prompt/completion JSONL, or the name of a Dataset (its latest version's eval split)."""
     metrics: Annotated[list[Line], Field(min_length=1)]
     """Metrics to compute: `exact_match`, `token_f1`, `rouge_l`, `perplexity`, `judge`."""
     gates: list[Gate] = []

@@ -11,9 +11,11 @@ from .common import (
     Action,
     Cron,
     DnsLabel,
+    Duration,
     DurationOrZero,
     Fraction,
     Identifier,
+    Line,
     SecretKeyRef,
     StrictModel,
     Url,
@@ -62,7 +64,9 @@ class SLO(StrictModel):
 
 
 class DriftCheck(StrictModel):
-    """A scheduled comparison of a feature's production distribution with a reference."""
+    """A scheduled comparison of a feature's production distribution with a reference: a fixed dataset, a
+    Dataset's evaluation split (training-serving skew), or the training data of the version the stable track
+    serves (so that once a retrained model is promoted, the drift it was trained on stops firing)."""
 
     merge_key: ClassVar[str] = "name"
 
@@ -72,8 +76,13 @@ class DriftCheck(StrictModel):
     """The feature compared (one of `features`)."""
     method: Literal["psi", "ks", "js"] = "psi"
     """Population stability index, Kolmogorov-Smirnov statistic, or Jensen-Shannon distance."""
-    reference: Url
+    reference: Url | None = None
     """Reference data (JSONL) the production logs are compared with."""
+    reference_dataset: DnsLabel | None = None
+    """A Dataset whose latest evaluation split is the reference: training-serving skew."""
+    follow_stable: bool = False
+    """The reference is the training data of the version the Model's stable alias names (recorded by
+    `register`): it follows promotions."""
     threshold: float = Field(gt=0)
     """The alert fires while the score is above this."""
     schedule: Cron = "*/30 * * * *"
@@ -86,13 +95,28 @@ class DriftCheck(StrictModel):
     """Severity label of the alert."""
 
 
+QUALITY_METRICS: dict[str, tuple[str, ...]] = {  # built-in metric → its methods, the default first
+    "groundedness": ("embedding", "nli", "judge"),
+    "relevance": ("embedding", "judge"),
+    "similarity": ("embedding", "judge"),
+    "safety": ("pattern", "classifier", "judge"),
+    "privacy": ("pattern", "judge"),
+    "feedback": ("feedback",),
+}
+
+
 class QualityCheck(StrictModel):
-    """A minimum for a continuously evaluated quality score."""
+    """A minimum for a continuously evaluated quality score (in [0, 1], higher is better)."""
 
     merge_key: ClassVar[str] = "metric"
 
     metric: Identifier
-    """The score (label `metric`), e.g. `groundedness`, `relevance`."""
+    """The score (label `metric`): `groundedness`, `relevance`, `similarity`, `safety` (no prompt injection),
+    `privacy` (no PII in answers), `feedback`, or any other criterion an LLM judge grades."""
+    method: Literal["embedding", "nli", "judge", "pattern", "classifier", "feedback"] | None = None
+    """How it is measured (default: the metric's own; `judge` for other criteria)."""
+    criterion: Annotated[str, Field(min_length=1, max_length=2000)] | None = None
+    """What the judge grades, in words (for judged criteria)."""
     minimum: float
     """The alert fires while the score is below this."""
     for_: DurationOrZero = Field(default="30m", alias="for")
@@ -101,6 +125,62 @@ class QualityCheck(StrictModel):
     """What the alert does."""
     severity: Literal["page", "ticket"] = "ticket"
     """Severity label of the alert."""
+
+
+class Judge(StrictModel):
+    """An OpenAI-compatible LLM that grades answers, with bounded concurrency and cost."""
+
+    url: Url
+    """API base URL, e.g. `https://judge.llm.svc/v1`."""
+    model: Line
+    """Model name sent to the judge."""
+    token_secret: SecretKeyRef | None = None
+    """Secret holding the bearer token."""
+    max_concurrency: int = Field(default=4, ge=1, le=64)
+    """Requests in flight."""
+    max_requests: int = Field(default=1000, ge=1, le=100_000)
+    """Requests per run, retries included (the cost bound)."""
+    max_tokens: int | None = Field(default=None, ge=1)
+    """Tokens per run, from the replies' usage."""
+
+
+class EvaluationFields(StrictModel):
+    """Where a production log record keeps what the evaluation reads (dotted paths)."""
+
+    timestamp: FieldPath = "timestamp"
+    """When the request was served (ISO 8601 or epoch seconds)."""
+    request: FieldPath = "prompt"
+    """The user's request."""
+    response: FieldPath = "response"
+    """The model's answer."""
+    context: FieldPath = "context"
+    """The retrieved context."""
+    reference: FieldPath = "reference"
+    """A reference answer, when the record has one."""
+    feedback: list[FieldPath] = []
+    """User feedback fields (a rating, thumbs)."""
+
+
+class ContinuousEvaluation(StrictModel):
+    """How quality is measured in production: a CronWorkflow scores a window of the logs."""
+
+    schedule: Cron = "*/30 * * * *"
+    """When the evaluation runs (UTC)."""
+    window: Duration
+    """How far back each run reads the logs."""
+    sample_size: int = Field(default=500, ge=1, le=100_000)
+    """Records scored per run (a seeded uniform sample of the window)."""
+    fields: EvaluationFields = EvaluationFields()
+    """Where records keep what is scored."""
+    embedding_model: Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\s\x00-\x1f\x7f]+$")] | None = None
+    """sentence-transformers model for embedding metrics (default: that of the KnowledgeBase the model's chains
+    retrieve from)."""
+    nli_model: Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\s\x00-\x1f\x7f]+$")] | None = None
+    """NLI model (a path in the runtime image) for `method: nli`."""
+    judge: Judge | None = None
+    """The LLM judge for `method: judge` and judged criteria."""
+    safety_classifier_url: Url | None = None
+    """Text-classification endpoint for `safety` with `method: classifier`."""
 
 
 class Notification(StrictModel):
@@ -122,7 +202,9 @@ class MonitorSpec(StrictModel):
     model: DnsLabel
     """The Model watched."""
     logs: Url | None = None
-    """Production request logs (JSONL), e.g. `s3://bucket/prefix/`, read by drift checks."""
+    """Production request logs (JSONL), e.g. `s3://bucket/prefix/`, read by drift checks and the evaluation."""
+    window: Duration | None = None
+    """How far back drift checks read the logs (default: everything the folder holds)."""
     features: list[Feature] = []
     """Request features drift checks compare."""
     slos: list[SLO] = []
@@ -131,6 +213,8 @@ class MonitorSpec(StrictModel):
     """Drift checks."""
     quality: list[QualityCheck] = []
     """Quality minimums."""
+    evaluation: ContinuousEvaluation | None = None
+    """Continuous evaluation that produces the quality scores (needed by `quality`)."""
     runbook_url: Url | None = None
     """Runbook linked from every alert."""
     dashboard_url: Url | None = None

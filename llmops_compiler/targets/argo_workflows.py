@@ -15,6 +15,7 @@ from .. import conventions
 from ..resolve import EnvironmentView, ResolvedSpec
 from ..specs import ModelSpec
 from ..specs.common import Resources, SecretKeyRef, duration_seconds
+from ..specs.model import is_dataset_name
 from ..specs.project import ObjectStore
 from . import argo, rollout_steps, workloads
 from .base import Body, Resource, metadata, resource
@@ -129,6 +130,7 @@ class Step:
     when: str | None = None  # an Argo `when` expression: the task runs only if it holds
     task_parameters: list[tuple[str, str]] = field(default_factory=list)  # (input, value from an earlier task)
     template: Body | None = None  # a template of its own making (promote), instead of the step's container
+    command_step: str | None = None  # the runtime step it runs, when not named like the task
 
 
 def _number(value: float) -> str:
@@ -151,6 +153,42 @@ MLFLOW_ARGUMENT = "$(MLFLOW_TRACKING_URI)"  # expanded by Kubernetes from the co
 
 
 GUARD_PROCEEDS = "{{tasks.guard.outputs.parameters.proceed}} == true"
+EVAL_PARAM = "eval-dataset-uri"
+DATASET_SCHEME = "dataset://"
+
+
+def _dataset_output(view: EnvironmentView, reference: str) -> str | None:
+    """The output prefix of the Dataset a reference names, or None for a URI."""
+    if not is_dataset_name(reference):
+        return None
+    dataset = view.get("Dataset", reference)
+    assert dataset is not None  # resolved: LLM310
+    return str(dataset.spec.output)
+
+
+def _resolved(reference: str, output: str) -> str:
+    """The task parameter that carries a Dataset's resolved split, or "" for a URI."""
+    return f"{{{{tasks.dataset-{reference}.outputs.parameters.{output}}}}}" if is_dataset_name(reference) else ""
+
+
+def dataset_resolvers(view: EnvironmentView, model: ResolvedSpec[ModelSpec]) -> list[Step]:
+    """One ``dataset_version`` step per Dataset the Model trains or evaluates on: its latest version's
+    content-addressed train and eval URIs (a trigger's explicit ``dataset-uri`` passes through)."""
+    tuning, evaluation = model.spec.tuning, model.spec.evaluation
+    assert tuning is not None and evaluation is not None
+    names = sorted({reference for reference in (tuning.dataset, evaluation.dataset) if is_dataset_name(reference)})
+    steps = []
+    for name in names:
+        output = _dataset_output(view, name)
+        value = _workflow_parameter(conventions.TUNE_PARAM_DATASET) if name == tuning.dataset \
+            else f"{DATASET_SCHEME}{name}"
+        args = ["--dataset-uri", value, "--output", str(output),
+                "--train-uri-out", _output("train-uri"), "--eval-uri-out", _output("eval-uri"),
+                *workloads.object_store_arguments(view)]
+        steps.append(Step(f"dataset-{name}", args, dependencies=["guard"],
+                          output_parameters=[("train-uri", _output("train-uri")), ("eval-uri", _output("eval-uri"))],
+                          command_step="dataset_version"))
+    return steps
 
 
 def in_flight_candidate(view: EnvironmentView, model: str) -> str:
@@ -168,8 +206,7 @@ def guard_step(view: EnvironmentView, model: ResolvedSpec[ModelSpec]) -> Step:
     (:mod:`llmops_compiler.runtime.guard`)."""
     spec = model.spec
     assert spec.tuning is not None
-    stable, candidate = (spec.serving.stable_alias, spec.serving.candidate_alias) if spec.serving \
-        else ("stable", "candidate")
+    stable, candidate = aliases(view, spec)
     return Step(
         "guard",
         ["--registered-model", spec.registered_model, "--experiment", spec.registered_model,
@@ -182,6 +219,13 @@ def guard_step(view: EnvironmentView, model: ResolvedSpec[ModelSpec]) -> Step:
          "--mlflow-tracking-uri", MLFLOW_ARGUMENT, "--proceed-out", _output("proceed")],
         output_parameters=[("proceed", _output("proceed"))],
     )
+
+
+def aliases(view: EnvironmentView, spec: ModelSpec) -> tuple[str, str]:
+    """(stable, candidate) MLflow aliases of this environment (``stable-prod``, ``candidate-prod``)."""
+    stable, candidate = (spec.serving.stable_alias, spec.serving.candidate_alias) if spec.serving \
+        else ("stable", "candidate")
+    return conventions.environment_alias(stable, view.name), conventions.environment_alias(candidate, view.name)
 
 
 def _workflow_parameter(name: str) -> str:
@@ -200,8 +244,14 @@ def lifecycle_steps(view: EnvironmentView, model: ResolvedSpec[ModelSpec]) -> li
     base_model = fetched_artifact(store, "base-model", _input("base-model"), spec.base_model)
     base_model_argument = _input("base-model") if base_model is not None else spec.base_model
     base_inputs = [base_model] if base_model is not None else []
-    train = fetched_artifact(store, "dataset", _input("train.jsonl"), tuning.dataset, conventions.TUNE_PARAM_DATASET)
-    evaluation_set = fetched_artifact(store, "eval-dataset", _input("eval.jsonl"), evaluation.dataset)
+    # A Dataset named by the spec is read at its latest version, resolved by a step of its own.
+    resolvers = dataset_resolvers(view, model)
+    train_uri = _dataset_output(view, tuning.dataset) or tuning.dataset
+    train = fetched_artifact(store, "dataset", _input("train.jsonl"), train_uri, conventions.TUNE_PARAM_DATASET)
+    eval_uri = _dataset_output(view, evaluation.dataset) or evaluation.dataset
+    evaluation_set = fetched_artifact(store, "eval-dataset", _input("eval.jsonl"), eval_uri,
+                                      EVAL_PARAM if is_dataset_name(evaluation.dataset) else None)
+    after_guard = [step.name for step in resolvers] or ["guard"]
 
     tune_args = ["--base-model", base_model_argument,
                  "--dataset", _input("train.jsonl") if train else _parameter(conventions.TUNE_PARAM_DATASET),
@@ -219,8 +269,11 @@ def lifecycle_steps(view: EnvironmentView, model: ResolvedSpec[ModelSpec]) -> li
         "--mlflow-tracking-uri", MLFLOW_ARGUMENT, "--mlflow-experiment", experiment,
         "--run-id-out", _output("run-id"),
     ]
+    dataset_input = _resolved(tuning.dataset, "train-uri")
     tune = Step(
-        "tune", tune_args, dependencies=["guard"], parameters=[conventions.TUNE_PARAM_DATASET],
+        "tune", tune_args, dependencies=after_guard,
+        parameters=[] if dataset_input else [conventions.TUNE_PARAM_DATASET],
+        task_parameters=[(conventions.TUNE_PARAM_DATASET, dataset_input)] if dataset_input else [],
         fetched=[*base_inputs, *([train] if train else [])],
         outputs=[(tuned, _output(tuned), True), ("tune-metrics", _output("tune-metrics.json"), False),
                  ("run-id", _output("run-id"), False)],
@@ -248,20 +301,21 @@ def lifecycle_steps(view: EnvironmentView, model: ResolvedSpec[ModelSpec]) -> li
             evaluate_args += ["--max-regression", f"{gate.metric}={_number(gate.max_regression)}"]
     if any(gate.max_regression is not None for gate in evaluation.gates):
         evaluate_args += ["--registered-model", spec.registered_model]  # its stable version is the baseline
-        if spec.serving is not None:
-            evaluate_args += ["--stable-alias", spec.serving.stable_alias]
+        evaluate_args += ["--stable-alias", aliases(view, spec)[0]]
     evaluate_args += ["--mlflow-tracking-uri", MLFLOW_ARGUMENT, "--mlflow-experiment", experiment,
                       "--run-id-file", _input("run-id"), "--metrics-out", _output("metrics.json"),
                       "--predictions-out", _output("predictions.jsonl")]
+    eval_input = _resolved(evaluation.dataset, "eval-uri")
     evaluate = Step(
         "evaluate", evaluate_args, dependencies=["tune"],
+        task_parameters=[(EVAL_PARAM, eval_input)] if eval_input else [],
         fetched=[*model_inputs, *([evaluation_set] if evaluation_set else [])],
         passed=[(tuned, _input(tuned), f"tune.{tuned}"), ("run-id", _input("run-id"), "tune.run-id")],
         outputs=[("metrics", _output("metrics.json"), False),
                  ("predictions", _output("predictions.jsonl"), False)],
         profile="accelerated",  # it loads the model and generates: the same hardware as training
     )
-    steps = [guard_step(view, model), tune, evaluate]
+    steps = [guard_step(view, model), *resolvers, tune, evaluate]
 
     registered_from = f"tune.{tuned}"
     if spec.quantization is not None:
@@ -276,8 +330,7 @@ def lifecycle_steps(view: EnvironmentView, model: ResolvedSpec[ModelSpec]) -> li
         ))
         registered_from = "quantize.quantized"
 
-    candidate_alias = spec.serving.candidate_alias if spec.serving is not None else "candidate"
-    stable_alias = spec.serving.stable_alias if spec.serving is not None else "stable"
+    stable_alias, candidate_alias = aliases(view, spec)
     steps.append(Step(
         "register",
         ["--model-dir", _input("model"), "--registered-model", spec.registered_model,
@@ -288,7 +341,8 @@ def lifecycle_steps(view: EnvironmentView, model: ResolvedSpec[ModelSpec]) -> li
          "--mlflow-tracking-uri", MLFLOW_ARGUMENT, "--mlflow-experiment", experiment,
          "--run-id-file", _input("run-id"), "--version-out", _output("version")],
         dependencies=[steps[-1].name],
-        parameters=[conventions.TUNE_PARAM_GIT_COMMIT, conventions.TUNE_PARAM_DATASET],
+        parameters=[conventions.TUNE_PARAM_GIT_COMMIT] + ([] if dataset_input else [conventions.TUNE_PARAM_DATASET]),
+        task_parameters=[(conventions.TUNE_PARAM_DATASET, dataset_input)] if dataset_input else [],
         passed=[("model", _input("model"), registered_from),
                 ("metrics", _input("metrics.json"), "evaluate.metrics"),
                 ("run-id", _input("run-id"), "tune.run-id")],
@@ -351,8 +405,11 @@ def _container(view: EnvironmentView, step: Step, tuning: Resources) -> Body:
     env = [*workloads.runtime_env(view),
            *({"name": variable, "value": f"{{{{workflow.parameters.{parameter}}}}}"}
              for variable, parameter in TRIGGER_ENV.items())]
+    if step.command_step == "dataset_version":
+        env += workloads.object_store_env(view)
     requests, limits = _resources(step.profile, tuning)
-    return argo.container(view, workloads.runtime_command(step.name), step.args, env, requests, limits,
+    return argo.container(view, workloads.runtime_command(step.command_step or step.name), step.args, env, requests,
+                          limits,
                           mounts=[{"name": OUTPUT_VOLUME, "mountPath": OUTPUT_DIR}])
 
 
@@ -363,7 +420,8 @@ def _template(view: EnvironmentView, model: ResolvedSpec[ModelSpec], step: Step)
     assert tuning is not None
     key_prefix = _artifact_key_prefix(view, model)
     passed = [{"name": name, "path": path} for name, path, _ in step.passed]
-    inputs = argo.compact(parameters=[{"name": name} for name in step.parameters],
+    inputs = argo.compact(parameters=[{"name": name} for name in [*step.parameters,
+                                                                   *(item for item, _ in step.task_parameters)]],
                           artifacts=[*step.fetched, *passed])
     outputs = argo.compact(
         artifacts=[_output_artifact(*output, key_prefix) for output in step.outputs],
@@ -415,8 +473,9 @@ def workflow_parameters(model: ResolvedSpec[ModelSpec]) -> list[Body]:
     tuning = model.spec.tuning
     assert tuning is not None
     return [
-        argo.parameter(conventions.TUNE_PARAM_DATASET, tuning.dataset,
-                       "Training data (same URI scheme as the spec's dataset)"),
+        argo.parameter(conventions.TUNE_PARAM_DATASET,
+                       f"{DATASET_SCHEME}{tuning.dataset}" if is_dataset_name(tuning.dataset) else tuning.dataset,
+                       "Training data: dataset://<Dataset> (its latest version) or a URI of the spec's scheme"),
         argo.parameter(conventions.TUNE_PARAM_REASON, "manual",
                        "Why this run started: manual, or the summary of the alert that started it"),
         argo.parameter(conventions.TUNE_PARAM_ALERT, "", "Alert that triggered the run"),

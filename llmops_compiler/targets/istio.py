@@ -17,6 +17,7 @@ drift (the problem of Argo Rollouts and Flagger, see the README).
 
 from __future__ import annotations
 
+import json
 from typing import cast
 
 from .. import conventions, platform
@@ -91,13 +92,25 @@ def http_routes(view: EnvironmentView, model: ResolvedSpec[ModelSpec], policy: R
                        {"destination": candidate, "weight": weight}], **common}]
 
 
+def rollout_annotation(policy: ResolvedSpec[RolloutPolicySpec], state: EnvironmentState) -> str:
+    """Where the rollout stands, as JSON on the VirtualService: what `kubectl describe` shows, and what
+    `llmops diff` reads to say a change in words ("prod: support-llm canary 10% → 25%")."""
+    return json.dumps({
+        "policy": policy.name,
+        "strategy": policy.spec.strategy,
+        "steps": [step.weight for step in policy.spec.steps],
+        "state": state.model_dump(by_alias=True, exclude_none=True),
+    }, sort_keys=True, separators=(",", ":"))
+
+
 def virtual_service(view: EnvironmentView, model: ResolvedSpec[ModelSpec],
                     policy: ResolvedSpec[RolloutPolicySpec]) -> Body:
     state = view.rollout_state(policy.name)
     return {
         "apiVersion": platform.istio_api_version(view.project.spec.platform),
         "kind": "VirtualService",
-        "metadata": metadata(view, model.name, policy, component="traffic"),
+        "metadata": metadata(view, model.name, policy, component="traffic",
+                             extra_annotations={conventions.ANNOTATION_ROLLOUT: rollout_annotation(policy, state)}),
         "spec": {"hosts": [host(view, model)], "http": http_routes(view, model, policy.spec, state)},
     }
 

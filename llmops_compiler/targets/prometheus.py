@@ -36,8 +36,10 @@ from ..specs.monitor import SLO, DriftCheck, QualityCheck
 from ..specs.project import MetricNames
 from .base import Body, Resource, metadata, resource
 
-# How long a drift run may take (the CronWorkflow's activeDeadlineSeconds): a push can come that much later.
+# How long a drift or evaluation run may take (its CronWorkflow's activeDeadlineSeconds): a push can come that
+# much later.
 DRIFT_DEADLINE_SECONDS = 3600
+SCORE_DEADLINE_SECONDS = 2 * 3600
 
 API_VERSION = "monitoring.coreos.com/v1"
 PERCENT_VALUE = "{{ $value | humanizePercentage }}"
@@ -403,7 +405,10 @@ def rule_groups(monitor: MonitorSpec, ctx: RuleContext) -> list[Body]:
             check.schedule, DRIFT_DEADLINE_SECONDS, ctx, {conventions.LABEL_CHECK: check.name})]
         groups.append({"name": f"{ctx.monitor}-drift", "rules": [*drift_alerts(monitor, ctx), *stale]})
     if monitor.quality:
-        groups.append({"name": f"{ctx.monitor}-quality", "rules": quality_alerts(monitor, ctx)})
+        stale = staleness_alerts(conventions.PUSH_JOB_QUALITY, "quality scores", ctx.pushed_identity(),
+                                 monitor.evaluation.schedule, SCORE_DEADLINE_SECONDS, ctx,
+                                 {}) if monitor.evaluation is not None else []
+        groups.append({"name": f"{ctx.monitor}-quality", "rules": [*quality_alerts(monitor, ctx), *stale]})
     return groups
 
 

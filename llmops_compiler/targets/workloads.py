@@ -72,3 +72,25 @@ def runtime_env(view: EnvironmentView) -> list[Body]:
         {"name": "HF_HUB_OFFLINE", "value": "1"},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
     ]
+
+
+def object_store_env(view: EnvironmentView) -> list[Body]:
+    """The Project's object store keys for steps that read ``s3://`` themselves (boto3's variables), by Secret
+    reference; none when the pods' identity gives access."""
+    store = view.project.spec.runtime.object_store
+    if store.access_key is None or store.secret_key is None:
+        return []
+    return [
+        {"name": "AWS_ACCESS_KEY_ID",
+         "valueFrom": {"secretKeyRef": {"name": store.access_key.name, "key": store.access_key.key}}},
+        {"name": "AWS_SECRET_ACCESS_KEY",
+         "valueFrom": {"secretKeyRef": {"name": store.secret_key.name, "key": store.secret_key.key}}},
+    ]
+
+
+def object_store_arguments(view: EnvironmentView) -> list[str]:
+    """``--endpoint``/``--insecure`` of a step that reads the Project's object store itself (none for AWS S3)."""
+    store = view.project.spec.runtime.object_store
+    if store.endpoint == "s3.amazonaws.com":
+        return []
+    return ["--endpoint", store.endpoint, *(["--insecure"] if store.insecure else [])]

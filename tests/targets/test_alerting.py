@@ -219,9 +219,11 @@ def test_rollback_template_commits_the_rollback(example: list[Resource]) -> None
 
 def test_drift_cron_workflow_runs_the_drift_step(example: list[Resource]) -> None:
     crons = [item for item in find(example, "CronWorkflow", "prod") if item.name.startswith("drift-")]
-    assert sorted(item.name for item in crons) == ["drift-support-llm-customer-tier", "drift-support-llm-prompt-length"]
-    spec = one(example, "CronWorkflow", "prod", "drift-support-llm-prompt-length").body["spec"]
-    assert spec["schedules"] == ["*/30 * * * *"] and spec["concurrencyPolicy"] == "Forbid"
+    assert sorted(item.name for item in crons) == ["drift-support-llm-customer-tier", "drift-support-llm-prompt-length",
+                                                    "drift-support-llm-prompt-length-skew"]
+    # Training-serving skew: one task, its reference the Dataset's latest evaluation split.
+    spec = one(example, "CronWorkflow", "prod", "drift-support-llm-prompt-length-skew").body["spec"]
+    assert spec["schedules"] == ["0 */6 * * *"] and spec["concurrencyPolicy"] == "Forbid"
     workflow = spec["workflowSpec"]
     assert workflow["serviceAccountName"] == conventions.WORKFLOW_SERVICE_ACCOUNT
     assert workflow["securityContext"] == workloads.pod_security_context()
@@ -234,14 +236,16 @@ def test_drift_cron_workflow_runs_the_drift_step(example: list[Resource]) -> Non
     options = dict(zip(args[::2], args[1::2], strict=True))
     grouping = [args[index + 1] for index, flag in enumerate(args) if flag == "--grouping-label"]
     assert grouping == ["llmops_project=support-assistant", "llmops_namespace=support-prod",
-                        "llmops_monitor=support-llm", "check=prompt-length"]  # the check's owner and identity
+                        "llmops_monitor=support-llm", "check=prompt-length-skew"]  # the check's owner and identity
     options.pop("--grouping-label")
     assert options == {
         "--model": "support-llm",
-        "--reference": "/work/in/reference/reference-2026-11.jsonl",
+        "--reference": "/work/in/reference/eval.jsonl",
         "--current": "/work/in/current",
+        "--window": "6h",  # the monitor's window of the logs, by the records' timestamp
+        "--timestamp-field": "timestamp",
         "--feature": "prompt_length:length:prompt",
-        "--method": "psi",
+        "--method": "ks",
         "--pushgateway": "http://prometheus-pushgateway.monitoring.svc:9091",
         "--job": conventions.PUSH_JOB_DRIFT,
         "--environment": "prod",
@@ -249,9 +253,18 @@ def test_drift_cron_workflow_runs_the_drift_step(example: list[Resource]) -> Non
     assert {item["name"] for item in container["env"]} == {"HOME", "PYTHONUNBUFFERED"}  # no MLflow token
     artifacts = {item["name"]: item for item in template["inputs"]["artifacts"]}
     assert artifacts["reference"]["s3"]["bucket"] == "acme-llmops-data"
-    assert artifacts["reference"]["s3"]["key"] == "support/reference-2026-11.jsonl"
+    assert artifacts["reference"]["s3"]["key"] == "support/datasets/support-feedback/latest/eval.jsonl"
     assert artifacts["current"]["s3"]["key"] == "support-llm/requests/"
     assert artifacts["current"]["path"] == options["--current"]
+    # Following the stable version: MLflow names the training data of `stable-prod`, the drift task reads it.
+    follow = one(example, "CronWorkflow", "prod", "drift-support-llm-prompt-length").body["spec"]["workflowSpec"]
+    templates = {item["name"]: item for item in follow["templates"]}
+    assert [task["name"] for task in templates["main"]["dag"]["tasks"]] == ["reference", "drift"]
+    resolve = templates["reference"]["container"]
+    assert resolve["command"][-1] == "llmops_compiler.runtime.dataset_version"
+    assert resolve["args"][:4] == ["--from-model", "support-llm", "--alias", "stable-prod"]
+    reference = next(item for item in templates["drift"]["inputs"]["artifacts"] if item["name"] == "reference")
+    assert "inputs.parameters['reference-uri']" in reference["s3"]["key"]
 
 
 def test_drift_arguments_are_what_the_drift_step_accepts(example: list[Resource]) -> None:
@@ -260,7 +273,9 @@ def test_drift_arguments_are_what_the_drift_step_accepts(example: list[Resource]
     for item in find(example, "CronWorkflow"):
         if not item.name.startswith("drift-"):
             continue
-        args = item.body["spec"]["workflowSpec"]["templates"][0]["container"]["args"]
+        [template] = [template for template in item.body["spec"]["workflowSpec"]["templates"]
+                      if template.get("container", {}).get("command", [""])[-1] == "llmops_compiler.runtime.drift"]
+        args = template["container"]["args"]
         parsed = build_parser().parse_args(args)
         assert parsed.model == "support-llm" and parsed.environment == item.environment
 
@@ -293,7 +308,7 @@ spec:
 def test_llmops_test_rules_passes_on_the_example() -> None:
     result = CliRunner().invoke(main, ["test-rules", str(ROOT / "specs"), "--env", "prod"])
     assert result.exit_code == 0, result.output
-    assert "prod: Monitor support-llm: 22 rule test case(s) ok" in result.output
+    assert "prod: Monitor support-llm: 24 rule test case(s) ok" in result.output
 
 
 def test_generated_rule_tests_fail_when_an_alert_is_wrong(tmp_path: Path) -> None:

@@ -176,7 +176,7 @@ def test_example_workflow_templates_and_jobs_are_strictly_valid(example: api.Bui
 def test_example_tune_template_carries_the_spec(example: api.Build) -> None:
     prod = tune_templates(example, "prod")[0]
     spec = prod["spec"]
-    assert dag_order(prod) == ["guard", "tune", "evaluate", "register", "propose"]
+    assert dag_order(prod) == ["guard", "dataset-support-feedback", "tune", "evaluate", "register", "propose"]
     assert spec["serviceAccountName"] == conventions.WORKFLOW_SERVICE_ACCOUNT
     assert spec["synchronization"] == {"mutexes": [{"name": "tune-support-llm"}]}
     assert spec["activeDeadlineSeconds"] == duration_seconds("4h") == 14400
@@ -185,7 +185,7 @@ def test_example_tune_template_carries_the_spec(example: api.Build) -> None:
     assert spec["securityContext"] == {"fsGroup": 1000, "runAsGroup": 1000, "runAsNonRoot": True,
                                        "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}}
     assert {parameter["name"]: parameter["value"] for parameter in spec["arguments"]["parameters"]} == {
-        conventions.TUNE_PARAM_DATASET: "s3://acme-llmops-data/support/train-2026-11.jsonl",
+        conventions.TUNE_PARAM_DATASET: "dataset://support-feedback",  # the Dataset's latest version
         conventions.TUNE_PARAM_REASON: "manual",
         conventions.TUNE_PARAM_ALERT: "",
         conventions.TUNE_PARAM_FEATURE: "",
@@ -206,14 +206,15 @@ def test_example_tune_template_carries_the_spec(example: api.Build) -> None:
             continue
         container = template["container"]
         assert container["image"].startswith("ghcr.io/acme/llmops-runtime@sha256:")
-        step = "promote" if template["name"] == "propose" else template["name"]  # a rollout transition
+        step = {"propose": "promote",  # a rollout transition
+                "dataset-support-feedback": "dataset_version"}.get(template["name"], template["name"])
         assert container["command"] == ["python", "-m", f"llmops_compiler.runtime.{step}"]
         assert container["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
                                                 "readOnlyRootFilesystem": True, "runAsNonRoot": True}
         mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
         assert {"/tmp", "/cache/huggingface"} <= set(mounts)
         assert all("emptyDir" in volumes[name] for name in mounts.values())
-        if template["name"] == "guard":
+        if template["name"] in ("guard", "dataset-support-feedback"):
             continue
         if template["name"] == "propose":
             assert template["retryStrategy"]["expression"] == argo_workflows.RETRY_EXPRESSION
@@ -243,7 +244,7 @@ def test_example_tune_template_carries_the_spec(example: api.Build) -> None:
     assert gates == ["token_f1>=0.55", "perplexity<=12.0"]
     assert argument(evaluate_args, "--max-regression") == "rouge_l=0.02"
     assert argument(evaluate_args, "--registered-model") == "support-llm"
-    assert argument(evaluate_args, "--stable-alias") == "stable"  # serving.stableAlias
+    assert argument(evaluate_args, "--stable-alias") == "stable-prod"  # serving.stableAlias, of this environment
     assert argument(evaluate_args, "--metrics") == "exact_match,token_f1,rouge_l,perplexity"
 
     register = template_named(prod, "register")
@@ -251,7 +252,8 @@ def test_example_tune_template_carries_the_spec(example: api.Build) -> None:
     model = next(view for view in example.graph.environments if view.name == "prod").get("Model", "support-llm")
     assert model is not None
     assert argument(register_args, "--spec-hash") == model.spec_hash
-    assert argument(register_args, "--alias") == "candidate"
+    assert argument(register_args, "--alias") == "candidate-prod"
+    assert argument(register_args, "--stable-alias") == "stable-prod"
     assert argument(register_args, "--git-commit") == "{{inputs.parameters.git-commit}}"
     assert "nvidia.com/gpu" not in json.dumps(register["container"]["resources"])  # small, fixed
     assert "nodeSelector" not in register and "tolerations" not in register
@@ -270,7 +272,8 @@ def test_no_secret_value_in_any_generated_workload(example: api.Build) -> None:
             for name, variable in env.items():
                 if SECRET_WORDS.search(name):
                     assert "value" not in variable, name
-            if container["command"][-1] != "llmops_compiler.runtime.promote":  # it reads the variable itself
+            if container["command"][-1] not in ("llmops_compiler.runtime.promote",  # reads the variable itself
+                                                "llmops_compiler.runtime.dataset_version"):  # needs no MLflow
                 assert "$(MLFLOW_TRACKING_URI)" in container["args"]
 
 
@@ -619,7 +622,7 @@ def test_compiled_template_runs_with_the_runtime_steps(
     assert run_id
 
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    version = client.get_model_version_by_alias("tiny", "candidate")
+    version = client.get_model_version_by_alias("tiny", "candidate-dev")  # the environment's own alias
     assert str(version.version) == outputs["register.parameters.version"] == "1"
     assert version.run_id == run_id
     assert version.tags["llmops.spec_hash"] == resolved.spec_hash

@@ -157,7 +157,7 @@ def test_alert_labels_and_annotations_follow_the_contract(example: list[Resource
             assert "$value" in annotations["description"]
         if item["alert"] == conventions.ALERT_DRIFT:
             # One check's series only: selected by the check and its owner, never by feature alone.
-            assert labels["check"] in ("prompt-length", "customer-tier") and labels["feature"]
+            assert labels["check"] in ("prompt-length", "customer-tier", "prompt-length-skew") and labels["feature"]
             assert f'check="{labels["check"]}"' in item["expr"] and 'llmops_monitor="support-llm"' in item["expr"]
             assert 'llmops_namespace="support-prod"' in item["expr"]
             assert item["for"] in ("30m", "15m")
@@ -374,6 +374,8 @@ def test_a_renamed_drift_check_ignores_the_old_checks_value_and_a_dead_job_alert
             series("llmops_drift_score", {**score, "check": "prompt-length"}, "0.05x240"),
             series("push_time_seconds", {**identity, "check": "prompt-length"}, "0+60x60 3600x180"),
             series("push_time_seconds", {**identity, "check": "customer-tier"}, "0+60x240"),
+            series("push_time_seconds", {**identity, "check": "prompt-length-skew"}, "0+60x240"),
+            series("push_time_seconds", {**identity, "job": "llmops-quality"}, "0+60x240"),
         ],
         "alert_rule_test": [
             {"eval_time": "90m", "alertname": conventions.ALERT_DRIFT, "exp_alerts": []},
