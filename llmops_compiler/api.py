@@ -1,17 +1,32 @@
-"""The library API the CLI and the tests call: validate, build, compile, check."""
+"""The library API the CLI and the tests call: validate, build, compile, check.
+
+Every function takes an optional :class:`.cache.Cache`; with one, work whose inputs have not changed is taken
+from it (see :mod:`.cache`), and the results are the same bytes and diagnostics as without. The stages after
+loading (validation, resolution, targets) are imported only when a run needs them, so that an answer the
+cache already holds costs no more than reading the specs and the output folder.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import hashlib
+import os
+import pickle
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from . import emit
 from .diagnostics import CompileError, Diagnostic, sorted_unique
-from .load import load_specs
-from .resolve import ProjectGraph, resolve
-from .targets import ENVIRONMENT_TARGETS, PROJECT_TARGETS, Resource
-from .validate import validate_documents
+from .load import SpecInputs, read_spec_inputs
+
+if TYPE_CHECKING:
+    from .cache import Cache
+    from .resolve import ProjectGraph
+    from .targets import Resource
+    from .validate import InvalidSpec, SpecObject
 
 # Loader findings after which a file contributes no documents at all (syntax error, unreadable, too large).
 UNREADABLE_FILE_CODES = frozenset({"LLM001", "LLM007", "LLM008"})
@@ -24,29 +39,171 @@ class Build:
     graph: ProjectGraph
     resources: list[Resource]
     files: emit.Files
+    specs_digest: str = ""
+    """What the specs say (:func:`.load.specs_digest`), as the manifest records it."""
 
 
-def resolve_specs(specs_dir: Path) -> tuple[ProjectGraph | None, list[Diagnostic]]:
-    """Load, validate and resolve; every problem of the run comes back together, sorted by position."""
-    documents, problems = load_specs(specs_dir)
-    if not specs_dir.is_dir():
-        return None, problems  # only "the folder does not exist"; nothing else can be said
-    objects, validation_problems = validate_documents(documents)
-    problems += validation_problems
+# --- cache entries -----------------------------------------------------------------------------------
+
+UNITS = "units"  # per specs folder, per spec file: (file problems, file digest, [(spec object, problems) per document])
+CHECKED = "checked"  # per specs digest: the warnings of a run whose specs have no errors
+BUILDS = "builds"  # per specs digest: a successful build's files (path → sha256), environments, resource count
+RENDERS = "renders"  # per specs folder: resource fingerprint → sha256 of its bytes, from the latest build
+
+
+@dataclass(frozen=True)
+class BuildRecord:
+    """What a successful compile of one state of the specs produced (kept in the cache)."""
+
+    files: dict[str, str]
+    environments: list[str]
+    resources: int
+
+
+def _diagnostics(value: Any) -> list[Diagnostic] | None:
+    if isinstance(value, list) and all(isinstance(item, Diagnostic) for item in value):
+        return value
+    return None
+
+
+Unit = tuple[list[Diagnostic], bytes, list[tuple["SpecObject | InvalidSpec | None", list[Diagnostic]]]]
+"""What one spec file contributes: its loader findings, its :func:`.load.file_digest`, and per document the
+validated spec (or the name of an invalid one, or None) with its findings."""
+
+
+def _unit(value: Any) -> Unit | None:
+    """A cached unit, or None when it does not have the expected shape."""
+    from .validate import InvalidSpec, SpecObject
+
+    if not (isinstance(value, tuple) and len(value) == 3 and isinstance(value[1], bytes)
+            and isinstance(value[2], list)):
+        return None
+    file_problems = _diagnostics(value[0])
+    if file_problems is None:
+        return None
+    for entry in value[2]:
+        if not (isinstance(entry, tuple) and len(entry) == 2 and _diagnostics(entry[1]) is not None
+                and (entry[0] is None or isinstance(entry[0], SpecObject | InvalidSpec))):
+            return None
+    return file_problems, value[1], value[2]
+
+
+def _build_record(cache: Cache, inputs: SpecInputs) -> BuildRecord | None:
+    value = cache.get_pickle(BUILDS, cache.key(BUILDS, inputs.content_digest()))
+    if not (isinstance(value, tuple) and len(value) == 3):
+        return None
+    files, environments, resources = value
+    if not (isinstance(files, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in files.items())
+            and isinstance(environments, list) and all(isinstance(item, str) for item in environments)
+            and isinstance(resources, int)):
+        return None
+    return BuildRecord(files, environments, resources)
+
+
+def _load_and_validate(
+    inputs: SpecInputs, cache: Cache | None, scope: str, remember: bool = True
+) -> tuple[list[SpecObject | InvalidSpec], list[Diagnostic], str]:
+    """Every spec file parsed and each document validated, and the :func:`.load.specs_digest` of the files:
+    from the cache for a file whose name and bytes it holds, computed otherwise. The cache keeps, per ``scope``
+    (a specs folder), one pack of the units of its latest run (so its size follows the project's), rewritten
+    when ``remember`` and a unit was computed."""
+    from .load import file_digest, parse_spec_bytes, specs_digest
+    from .validate import validate_document
+
+    pack: dict[bytes, bytes] = {}
+    pack_key = ""
+    if cache is not None:
+        pack_key = cache.key(UNITS, scope)
+        stored = cache.get_pickle(UNITS, pack_key)
+        if isinstance(stored, dict):
+            pack = stored
+    kept: dict[bytes, bytes] = {}
+    objects: list[SpecObject | InvalidSpec] = []
+    problems: list[Diagnostic] = []
+    digests: list[bytes] = []
+    unreadable: list[Diagnostic] = []
+    for item in inputs.files:
+        if isinstance(item.content, Diagnostic):
+            problems.append(item.content)
+            unreadable.append(item.content)
+            continue
+        unit_key = hashlib.sha256(item.display.encode("utf-8", "surrogateescape") + b"\0" + item.content).digest()
+        unit = None
+        if unit_key in pack and isinstance(pack[unit_key], bytes):
+            with contextlib.suppress(Exception):  # a unit that does not load is computed again
+                unit = _unit(pickle.loads(pack[unit_key]))
+        if unit is None:
+            documents, file_problems = parse_spec_bytes(item.content, item.display)
+            unit = (file_problems, file_digest(item.display, documents, file_problems),
+                    [validate_document(document) for document in documents])
+            if cache is not None:
+                with contextlib.suppress(Exception):  # a unit that cannot be pickled is computed every time
+                    kept[unit_key] = pickle.dumps(unit, protocol=pickle.HIGHEST_PROTOCOL)
+        else:
+            kept[unit_key] = pack[unit_key]
+        problems.extend(unit[0])
+        digests.append(unit[1])
+        for spec_object, document_problems in unit[2]:
+            problems.extend(document_problems)
+            if spec_object is not None:
+                objects.append(spec_object)
+    if cache is not None and remember and kept.keys() != pack.keys():
+        cache.put_pickle(UNITS, pack_key, kept)
+    return objects, problems, specs_digest(inputs.root_name, digests, unreadable)
+
+
+# --- stages ------------------------------------------------------------------------------------------
+
+def resolve_specs(
+    specs_dir: Path, cache: Cache | None = None, inputs: SpecInputs | None = None,
+) -> tuple[ProjectGraph | None, list[Diagnostic]]:
+    """Load, validate and resolve; every problem of the run comes back together, sorted by position.
+
+    ``inputs`` are the spec files already read (:func:`.load.read_spec_inputs`), read here when not given."""
+    graph, problems, _ = _resolve(specs_dir, cache, inputs)
+    return graph, problems
+
+
+def _resolve(
+    specs_dir: Path, cache: Cache | None = None, inputs: SpecInputs | None = None, scope: Path | None = None,
+    remember: bool = True,
+) -> tuple[ProjectGraph | None, list[Diagnostic], str]:
+    """:func:`resolve_specs`, and the :func:`.load.specs_digest` of the files. ``scope`` is the specs folder
+    whose cached units are used (default ``specs_dir``); ``remember=False`` leaves them as they were."""
+    from .resolve import resolve
+
+    inputs = inputs if inputs is not None else read_spec_inputs(specs_dir)
+    if inputs.missing is not None:
+        return None, [inputs.missing], ""  # only "the folder does not exist"; nothing else can be said
+    objects, problems, digest = _load_and_validate(inputs, cache, _scope(scope or specs_dir), remember)
     unreadable = {problem.position.file for problem in problems if problem.code in UNREADABLE_FILE_CODES}
     graph, resolution_problems = resolve(objects, specs_root=specs_dir.name, complete=not unreadable)
     problems += resolution_problems
     problems = sorted_unique(problems)
     if any(problem.severity == "error" for problem in problems):
-        return None, problems
-    return graph, problems
+        return None, problems, digest
+    if cache is not None:
+        cache.put_pickle(CHECKED, cache.key(CHECKED, inputs.content_digest()), problems)
+    return graph, problems, digest
 
 
-def validate(specs_dir: Path) -> list[Diagnostic]:
+def validate(specs_dir: Path, cache: Cache | None = None) -> list[Diagnostic]:
+    """Every problem in the specs (errors and warnings), sorted by position."""
+    if cache is not None:
+        inputs = read_spec_inputs(specs_dir)
+        if inputs.missing is None:
+            warnings = _diagnostics(cache.get_pickle(CHECKED, cache.key(CHECKED, inputs.content_digest())))
+            if warnings is not None and not any(item.severity == "error" for item in warnings):
+                return warnings
+        problems = resolve_specs(specs_dir, cache, inputs)[1]
+        cache.prune()
+        return problems
     return resolve_specs(specs_dir)[1]
 
 
 def lower(graph: ProjectGraph) -> list[Resource]:
+    from .targets import ENVIRONMENT_TARGETS, PROJECT_TARGETS
+
     resources: list[Resource] = []
     for view in graph.environments:
         for environment_target in ENVIRONMENT_TARGETS:
@@ -57,43 +214,113 @@ def lower(graph: ProjectGraph) -> list[Resource]:
     return resources
 
 
-def build(specs_dir: Path, strict: bool = False) -> Build:
+def _scope(specs_dir: Path) -> str:
+    """What names a project in the cache: the real path of its specs folder."""
+    return os.path.realpath(specs_dir)
+
+
+def build(
+    specs_dir: Path, strict: bool = False, cache: Cache | None = None, reuse_from: Mapping[str, bytes] | None = None,
+    inputs: SpecInputs | None = None, scope: Path | None = None, remember: bool = True,
+) -> Build:
     """Compile in memory; raises CompileError with every diagnostic when the specs have errors.
 
     With ``strict``, every generated object is also checked against its real schema (see :mod:`.strict`);
-    raises :class:`.strict.StrictUnavailable` when the schema packages are not installed."""
-    graph, problems = resolve_specs(specs_dir)
+    raises :class:`.strict.StrictUnavailable` when the schema packages are not installed. With ``cache``,
+    unchanged spec files are not parsed or validated again, and a resource built exactly as in the previous
+    compile of the specs folder (``scope``, default ``specs_dir``) takes its bytes from ``reuse_from``
+    (files of an earlier output, path → bytes) instead of being serialised again; ``remember=False`` leaves
+    the scope's cached units and renders as they were (for a compile of another state of the specs)."""
+    inputs = inputs if inputs is not None else read_spec_inputs(specs_dir)
+    graph, problems, digest = _resolve(specs_dir, cache, inputs, scope, remember)
     if graph is None:
         raise CompileError(problems)
     resources = lower(graph)
     positions = {spec.source: spec.position for view in graph.environments
                  for specs in view.specs.values() for spec in specs.values()}
-    files, emit_problems = emit.render_files(resources, [view.name for view in graph.environments], positions)
+    reuse = None
+    project = _scope(scope or specs_dir)
+    if cache is not None:
+        known = cache.get_pickle(RENDERS, cache.key(RENDERS, project))
+        available = {hashlib.sha256(content).hexdigest(): content for content in (reuse_from or {}).values()}
+        reuse = emit.RenderReuse(known if isinstance(known, dict) else {}, available)
+    environments = [view.name for view in graph.environments]
+    files, emit_problems = emit.render_files(resources, environments, positions, digest, reuse)
     if strict:
         from .strict import strict_diagnostics
 
         emit_problems += strict_diagnostics(resources, positions)
     if emit_problems:
         raise CompileError(emit_problems)
-    return Build(graph, resources, files)
+    if cache is not None and reuse is not None:
+        if remember and reuse.learned != reuse.known:
+            cache.put_pickle(RENDERS, cache.key(RENDERS, project), reuse.learned)
+        if not strict:
+            record = ({path: hashlib.sha256(content).hexdigest() for path, content in files.items()},
+                      environments, len(resources))
+            cache.put_pickle(BUILDS, cache.key(BUILDS, inputs.content_digest()), record)
+    return Build(graph, resources, files, digest)
+
+
+def compiled_files(
+    specs_dir: Path, cache: Cache | None = None, current: Mapping[str, bytes] | None = None
+) -> emit.Files:
+    """The files a compile of ``specs_dir`` writes. With ``cache``, when it holds a build of exactly these specs
+    and ``current`` (an output folder's files) has every one of its files, those bytes are the answer (checked
+    against the build's sha256); otherwise the specs are compiled (raises CompileError on errors)."""
+    inputs = read_spec_inputs(specs_dir)
+    if cache is not None and current is not None and inputs.missing is None:
+        record = _build_record(cache, inputs)
+        if record is not None and all(
+                path in current and hashlib.sha256(current[path]).hexdigest() == digest
+                for path, digest in record.files.items()):
+            return {path: current[path] for path in record.files}
+    files = build(specs_dir, cache=cache, reuse_from=current, inputs=inputs).files
+    if cache is not None:
+        cache.prune()
+    return files
 
 
 @dataclass(frozen=True)
 class CompileResult:
-    build: Build
+    build: Build | None
+    """None when the cache showed that the output folder already holds this compile."""
     written: list[str]
     removed: list[str]
     unchanged: bool
+    environments: list[str] = field(default_factory=list)
+    resources: int = 0
 
 
-def compile_project(specs_dir: Path, output_dir: Path, strict: bool = False) -> CompileResult:
-    """Compile and write ``output_dir`` atomically; on any error nothing is written."""
-    result = build(specs_dir, strict=strict)
+def _written(write: Callable[[], emit.WriteResult]) -> emit.WriteResult:
     try:
-        written = emit.write_output(output_dir, result.files)
+        return write()
     except emit.OutputConflict as conflict:
         raise CompileError(conflict.diagnostics) from None
-    return CompileResult(result, written.written, written.removed, written.unchanged)
+
+
+def compile_project(specs_dir: Path, output_dir: Path, strict: bool = False, cache: Cache | None = None
+                    ) -> CompileResult:
+    """Compile and write ``output_dir`` atomically; on any error nothing is written.
+
+    With ``cache`` (see :func:`build`), the output folder's lock is held for the whole compile, so that the
+    bytes taken from it cannot change meanwhile; when the cache holds a build of exactly these specs and the
+    folder already holds its files, nothing is compiled."""
+    if cache is None or not os.path.lexists(output_dir):  # nothing to reuse; a failed compile creates nothing
+        result = build(specs_dir, strict=strict, cache=cache)
+        written = _written(lambda: emit.write_output(output_dir, result.files))
+    else:
+        inputs = read_spec_inputs(specs_dir)
+        with emit.opened_output(output_dir) as state:
+            record = _build_record(cache, inputs) if not strict and inputs.missing is None else None
+            if record is not None and state.unchanged_by(record.files):
+                return CompileResult(None, [], [], True, record.environments, record.resources)
+            result = build(specs_dir, strict=strict, cache=cache, reuse_from=state.current, inputs=inputs)
+            written = _written(lambda: emit.write_state(state, result.files))
+    if cache is not None:
+        cache.prune()
+    return CompileResult(result, written.written, written.removed, written.unchanged,
+                         [view.name for view in result.graph.environments], len(result.resources))
 
 
 @dataclass(frozen=True)
@@ -108,9 +335,9 @@ class CheckResult:
         return not self.stale
 
 
-def check(specs_dir: Path, output_dir: Path) -> CheckResult:
-    fresh = build(specs_dir).files
+def check(specs_dir: Path, output_dir: Path, cache: Cache | None = None) -> CheckResult:
     current = emit.read_owned(output_dir)
+    fresh = compiled_files(specs_dir, cache, current) if cache is not None else build(specs_dir).files
     stale = sorted(path for path in set(fresh) | set(current) if fresh.get(path) != current.get(path))
     chunks = []
     for path in stale:
@@ -120,3 +347,38 @@ def check(specs_dir: Path, output_dir: Path) -> CheckResult:
         new_name = f"b/{output_dir.name}/{path}" if path in fresh else "/dev/null"
         chunks.append("".join(difflib.unified_diff(before, after, old_name, new_name)))
     return CheckResult(stale, "".join(chunk if chunk.endswith("\n") else chunk + "\n" for chunk in chunks))
+
+
+def files_at_revision(
+    specs_dir: Path, output_dir: Path, revision: str, cache: Cache | None = None,
+    reuse_from: Mapping[str, bytes] | None = None,
+) -> tuple[emit.Files, str]:
+    """The files a compile of the specs as committed at git ``revision`` writes, and where they came from:
+
+    - ``"committed"``: the output folder committed at ``revision``, when its manifest says this compiler version
+      made it from exactly those specs and every file matches the manifest (see :func:`.plan.committed_output`);
+    - ``"compiled"``: otherwise the specs at ``revision`` are compiled (raises CompileError when they have
+      errors), with ``cache`` and the bytes of ``reuse_from`` (see :func:`build`);
+    - ``"absent"``: the specs folder did not exist at ``revision`` (no files).
+
+    Raises :class:`.plan.GitError` when ``revision`` or the repository cannot be read."""
+    import tempfile
+
+    import llmops_compiler
+
+    from . import plan
+
+    with tempfile.TemporaryDirectory() as temporary:
+        base_specs = plan.specs_at_revision(specs_dir, revision, Path(temporary))
+        if base_specs is None:
+            return {}, "absent"
+        from .load import semantic_digest
+
+        inputs = read_spec_inputs(base_specs)
+        committed = plan.committed_output(specs_dir, output_dir, revision, semantic_digest(inputs),
+                                          llmops_compiler.__version__)
+        if committed is not None:
+            return committed, "committed"
+        files = build(base_specs, cache=cache, reuse_from=reuse_from, inputs=inputs, scope=specs_dir,
+                      remember=False).files
+        return files, "compiled"

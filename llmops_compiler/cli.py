@@ -11,7 +11,6 @@ import functools
 import gc
 import os
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -32,6 +31,19 @@ format_option = click.option(
     "--format", "output_format", type=DIAGNOSTIC_FORMATS, default="human", show_default=True,
     help="How to print diagnostics.",
 )
+no_cache_option = click.option(
+    "--no-cache", is_flag=True,
+    help="Do not read or write the compile cache ($LLMOPS_CACHE_DIR, default ~/.cache/llmops-compiler).",
+)
+
+
+def _cache(no_cache: bool) -> Any:
+    """The compile cache the command uses, or None with --no-cache."""
+    if no_cache:
+        return None
+    from .cache import Cache
+
+    return Cache.open()
 
 
 def _color() -> bool:
@@ -90,8 +102,9 @@ def main() -> None:
 @click.option("--strict", is_flag=True,
               help="Also check every generated object against its real schema (Argo, Istio, prometheus-operator, "
                    "Kubernetes models; needs the `strict` extra).")
+@no_cache_option
 @handles_errors
-def compile_command(specs: Path, output: Path, output_format: str, strict: bool) -> None:
+def compile_command(specs: Path, output: Path, output_format: str, strict: bool, no_cache: bool) -> None:
     """Validate SPECS and write the manifests into the output folder (atomically)."""
     from . import api
 
@@ -103,9 +116,9 @@ def compile_command(specs: Path, output: Path, output_format: str, strict: bool)
         except StrictUnavailable as error:
             click.echo(f"error: {error}", err=True)
             sys.exit(2)
-    result = api.compile_project(specs, output, strict=strict)
-    environments = ", ".join(view.name for view in result.build.graph.environments)
-    resources = len(result.build.resources)
+    result = api.compile_project(specs, output, strict=strict, cache=_cache(no_cache))
+    environments = ", ".join(result.environments)
+    resources = result.resources
     if result.unchanged:
         click.echo(f"{output}: up to date ({resources} resources for {environments})")
     else:
@@ -117,13 +130,14 @@ def compile_command(specs: Path, output: Path, output_format: str, strict: bool)
 @specs_argument
 @output_option
 @format_option
+@no_cache_option
 @handles_errors
-def check(specs: Path, output: Path, output_format: str) -> None:
+def check(specs: Path, output: Path, output_format: str, no_cache: bool) -> None:
     """Exit 1 with a unified diff when the output folder is not what SPECS compile to."""
     from . import api
     from .diagnostics import Diagnostic, Position
 
-    result = api.check(specs, output)
+    result = api.check(specs, output, cache=_cache(no_cache))
     if result.ok:
         click.echo(f"{output}: up to date")
         return
@@ -141,30 +155,31 @@ def check(specs: Path, output: Path, output_format: str) -> None:
 @output_option
 @click.option("--base", "base_ref", metavar="GIT_REF", help="Compare with the specs at this git revision.")
 @click.option("--format", "plan_format", type=click.Choice(["text", "markdown"]), default="text", show_default=True)
+@no_cache_option
 @handles_errors
-def diff(specs: Path, output: Path, base_ref: str | None, plan_format: str) -> None:
+def diff(specs: Path, output: Path, base_ref: str | None, plan_format: str, no_cache: bool) -> None:
     """Show what the specs change in each environment, per resource and field (exit 3 when anything does, 1
     when the specs have errors).
 
-    Without --base, compares with the output folder on disk; with --base, with the specs at that revision."""
+    Without --base, compares with the output folder on disk; with --base, with the specs at that revision (its
+    committed output folder when that is up to date with them, else a compile of them)."""
     from . import api, emit, plan
     from .diagnostics import CompileError
 
-    after = api.build(specs).files
+    cache = _cache(no_cache)
+    current = emit.read_owned(output) if cache is not None or base_ref is None else {}
+    after = api.compiled_files(specs, cache, current)
     if base_ref is None:
-        before = emit.read_owned(output)
+        before = current
     else:
-        with tempfile.TemporaryDirectory() as temporary:
-            try:
-                base_specs = plan.specs_at_revision(specs, base_ref, Path(temporary))
-            except plan.GitError as error:
-                raise click.UsageError(f"cannot read specs at `{base_ref}`: {error}") from None
-            try:
-                before = api.build(base_specs).files if base_specs else {}
-            except CompileError as error:
-                click.echo(f"the specs at `{base_ref}` do not compile ({len(error.diagnostics)} error(s)); "
-                           "showing everything as new", err=True)
-                before = {}
+        try:
+            before, _ = api.files_at_revision(specs, output, base_ref, cache, reuse_from=after)
+        except plan.GitError as error:
+            raise click.UsageError(f"cannot read specs at `{base_ref}`: {error}") from None
+        except CompileError as error:
+            click.echo(f"the specs at `{base_ref}` do not compile ({len(error.diagnostics)} error(s)); "
+                       "showing everything as new", err=True)
+            before = {}
     result = plan.compare(before, after)
     click.echo(plan.render_markdown(result) if plan_format == "markdown" else plan.render_text(result))
     sys.exit(0 if result.empty else EXIT_CHANGES)
@@ -173,12 +188,13 @@ def diff(specs: Path, output: Path, base_ref: str | None, plan_format: str) -> N
 @main.command()
 @specs_argument
 @format_option
+@no_cache_option
 @handles_errors
-def validate(specs: Path, output_format: str) -> None:
+def validate(specs: Path, output_format: str, no_cache: bool) -> None:
     """Check SPECS without writing anything."""
     from . import api
 
-    problems = api.validate(specs)
+    problems = api.validate(specs, cache=_cache(no_cache))
     if problems:
         _fail(problems, output_format)
     click.echo(f"{specs}: ok")

@@ -10,6 +10,8 @@ file size, node count and depth are bounded. Scalars follow the YAML 1.2 core sc
 from __future__ import annotations
 
 import errno
+import hashlib
+import json
 import os
 import re
 import stat
@@ -446,29 +448,35 @@ def _not_a_spec_file(path: Path, display: str, specs_root: Path) -> Diagnostic |
     return None
 
 
-def read_spec_file(path: Path, display: str, specs_root: Path | None = None) -> tuple[list[SourceDocument],
-                                                                                      list[Diagnostic]]:
+def read_spec_bytes(path: Path, display: str, specs_root: Path | None = None) -> bytes | Diagnostic:
+    """The bytes of one spec file, or the reason it cannot be read as one (a link that leaves the specs folder,
+    not a regular file, over ``MAX_FILE_BYTES``, unreadable)."""
     refused = _not_a_spec_file(path, display, specs_root or Path(os.path.realpath(path.parent)))
     if refused is not None:
-        return [], [refused]
+        return refused
     try:
         # O_NONBLOCK: a file swapped for a FIFO after the check above cannot block the compiler.
         descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         with os.fdopen(descriptor, "rb") as handle:
             if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                return [], [Diagnostic(Position(display, 1, 1), "LLM008", "this is not a regular file, not a spec file",
-                                       "remove it")]
+                return Diagnostic(Position(display, 1, 1), "LLM008", "this is not a regular file, not a spec file",
+                                  "remove it")
             size = os.fstat(handle.fileno()).st_size
             if size > MAX_FILE_BYTES:
                 message = f"file is {size} bytes, over the {MAX_FILE_BYTES}-byte limit for a spec file"
-                return [], [Diagnostic(Position(display, 1, 1), "LLM007", message, "split it into smaller files")]
+                return Diagnostic(Position(display, 1, 1), "LLM007", message, "split it into smaller files")
             raw = handle.read(MAX_FILE_BYTES + 1)
     except OSError as error:
-        return [], [Diagnostic(Position(display, 1, 1), "LLM008", f"cannot read file: {error.strerror}",
-                               "check that the file is readable")]
+        return Diagnostic(Position(display, 1, 1), "LLM008", f"cannot read file: {error.strerror}",
+                          "check that the file is readable")
     if len(raw) > MAX_FILE_BYTES:
         message = f"file is over the {MAX_FILE_BYTES}-byte limit for a spec file"
-        return [], [Diagnostic(Position(display, 1, 1), "LLM007", message, "split it into smaller files")]
+        return Diagnostic(Position(display, 1, 1), "LLM007", message, "split it into smaller files")
+    return raw
+
+
+def parse_spec_bytes(raw: bytes, display: str) -> tuple[list[SourceDocument], list[Diagnostic]]:
+    """Every document of a spec file's bytes (UTF-8 YAML); a pure function of ``raw`` and ``display``."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -480,19 +488,114 @@ def read_spec_file(path: Path, display: str, specs_root: Path | None = None) -> 
     return parse_text(text, display)
 
 
+def read_spec_file(path: Path, display: str, specs_root: Path | None = None) -> tuple[list[SourceDocument],
+                                                                                      list[Diagnostic]]:
+    raw = read_spec_bytes(path, display, specs_root)
+    if isinstance(raw, Diagnostic):
+        return [], [raw]
+    return parse_spec_bytes(raw, display)
+
+
+@dataclass(frozen=True)
+class SpecInput:
+    """One spec file as the compiler reads it: its name as diagnostics show it (relative to the specs folder's
+    parent) and its bytes, or the reason it cannot be read. Everything a compile produces is a function of
+    the specs folder's name and these."""
+
+    display: str
+    content: bytes | Diagnostic
+
+
+@dataclass(frozen=True)
+class SpecInputs:
+    """Every spec file under a specs folder, in load order; ``missing`` when the folder does not exist."""
+
+    root_name: str
+    files: list[SpecInput]
+    missing: Diagnostic | None = None
+
+    def content_digest(self) -> str:
+        """``sha256:<hex>`` of the folder's name and every file's name and bytes (or why it is unreadable): equal
+        digests compile to equal output and diagnostics with the same compiler (the compile cache's key; see
+        :func:`specs_digest` for the one the output records)."""
+        digest = hashlib.sha256(b"llmops-specs/1\0" + self.root_name.encode() + b"\0")
+        for item in self.files:
+            digest.update(item.display.encode("utf-8", "surrogateescape") + b"\0")
+            if isinstance(item.content, bytes):
+                digest.update(b"F" + hashlib.sha256(item.content).digest())
+            else:
+                digest.update(b"E" + repr(item.content).encode("utf-8", "surrogateescape") + b"\0")
+        if self.missing is not None:
+            digest.update(b"M" + repr(self.missing).encode("utf-8", "surrogateescape"))
+        return "sha256:" + digest.hexdigest()
+
+
+def file_digest(display: str, documents: list[SourceDocument], problems: list[Diagnostic]) -> bytes:
+    """sha256 of what one spec file says rather than how it is written: its name, the data of its documents in
+    any order, and the codes and messages of its loader findings. Comments, layout, quoting and the order of
+    documents do not count, just as they do not change the output."""
+    digest = hashlib.sha256(b"llmops-spec-file/1\0" + display.encode("utf-8", "surrogateescape") + b"\0")
+    encoded = sorted(json.dumps(document.data, ensure_ascii=False, separators=(",", ":")).encode("utf-8",
+                     "surrogateescape") for document in documents)
+    found = sorted(f"{problem.code} {problem.message}".encode("utf-8", "surrogateescape") for problem in problems)
+    for part in [*encoded, b"\0", *found]:
+        digest.update(len(part).to_bytes(8, "big") + part)
+    return digest.digest()
+
+
+def specs_digest(root_name: str, files: list[bytes], unreadable: list[Diagnostic]) -> str:
+    """``sha256:<hex>`` of a specs folder's name and its files' :func:`file_digest` (in load order) and unreadable
+    files: what the output's manifest records, so that a committed output can be matched with the specs it was
+    compiled from."""
+    digest = hashlib.sha256(b"llmops-specs/1\0" + root_name.encode("utf-8", "surrogateescape") + b"\0")
+    for part in files:
+        digest.update(part)
+    for problem in unreadable:
+        digest.update(repr(problem).encode("utf-8", "surrogateescape"))
+    return "sha256:" + digest.hexdigest()
+
+
+def semantic_digest(inputs: SpecInputs) -> str:
+    """:func:`specs_digest` of spec files read but not parsed yet (parses them; validates nothing)."""
+    digests: list[bytes] = []
+    unreadable: list[Diagnostic] = []
+    for item in inputs.files:
+        if isinstance(item.content, Diagnostic):
+            unreadable.append(item.content)
+            continue
+        documents, problems = parse_spec_bytes(item.content, item.display)
+        digests.append(file_digest(item.display, documents, problems))
+    return specs_digest(inputs.root_name, digests, unreadable)
+
+
+def read_spec_inputs(specs_dir: Path) -> SpecInputs:
+    """Read every spec file under ``specs_dir`` (see :func:`spec_files`) without parsing it."""
+    if not specs_dir.is_dir():
+        message = f"specs folder `{specs_dir}` does not exist"
+        return SpecInputs(specs_dir.name, [], Diagnostic(Position(str(specs_dir)), "LLM009", message,
+                                                          "pass the folder that holds your specs"))
+    base = Path(os.path.abspath(specs_dir)).parent
+    specs_root = Path(os.path.realpath(specs_dir))
+    files = []
+    for path in spec_files(specs_dir):
+        display = Path(os.path.abspath(path)).relative_to(base).as_posix()
+        files.append(SpecInput(display, read_spec_bytes(path, display, specs_root)))
+    return SpecInputs(specs_dir.name, files)
+
+
 def load_specs(specs_dir: Path) -> tuple[list[SourceDocument], list[Diagnostic]]:
     """Load every spec document under ``specs_dir``; file names are shown relative to its parent, as written
     (a symbolic link is named by its own path, not its target's)."""
+    inputs = read_spec_inputs(specs_dir)
+    if inputs.missing is not None:
+        return [], [inputs.missing]
     documents: list[SourceDocument] = []
     problems: list[Diagnostic] = []
-    if not specs_dir.is_dir():
-        message = f"specs folder `{specs_dir}` does not exist"
-        return [], [Diagnostic(Position(str(specs_dir)), "LLM009", message, "pass the folder that holds your specs")]
-    base = Path(os.path.abspath(specs_dir)).parent
-    specs_root = Path(os.path.realpath(specs_dir))
-    for path in spec_files(specs_dir):
-        display = Path(os.path.abspath(path)).relative_to(base).as_posix()
-        file_documents, file_problems = read_spec_file(path, display, specs_root)
+    for item in inputs.files:
+        if isinstance(item.content, Diagnostic):
+            problems.append(item.content)
+            continue
+        file_documents, file_problems = parse_spec_bytes(item.content, item.display)
         documents.extend(file_documents)
         problems.extend(file_problems)
     return documents, problems

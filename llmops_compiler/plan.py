@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import difflib
+import hashlib
 import io
 import json
+import os
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -306,17 +308,21 @@ class GitError(Exception):
     pass
 
 
-def specs_at_revision(specs_dir: Path, revision: str, destination: Path) -> Path | None:
-    """Extract ``specs_dir`` as it was at ``revision`` into ``destination``; None when it did not exist."""
-    specs_dir = specs_dir.resolve()
-
-    def git(*args: str, cwd: Path = specs_dir) -> bytes:
+def _git_runner(directory: Path) -> tuple[Path, Callable[..., bytes]]:
+    """The top of the git work tree holding ``directory``, and a function that runs git there."""
+    def git(*args: str, cwd: Path = directory) -> bytes:
         result = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, check=False)
         if result.returncode != 0:
             raise GitError(result.stderr.decode(errors="replace").strip() or f"git {' '.join(args)} failed")
         return result.stdout
 
-    top = Path(git("rev-parse", "--show-toplevel").decode().strip())
+    return Path(git("rev-parse", "--show-toplevel").decode().strip()), git
+
+
+def specs_at_revision(specs_dir: Path, revision: str, destination: Path) -> Path | None:
+    """Extract ``specs_dir`` as it was at ``revision`` into ``destination``; None when it did not exist."""
+    specs_dir = specs_dir.resolve()
+    top, git = _git_runner(specs_dir)
     relative = specs_dir.relative_to(top.resolve()).as_posix()
     git("rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}")
     listing = git("ls-tree", "-d", "--name-only", revision, "--", relative, cwd=top).decode().splitlines()
@@ -328,3 +334,44 @@ def specs_at_revision(specs_dir: Path, revision: str, destination: Path) -> Path
         tar.extractall(unpack, filter="data")
         Path(unpack, relative).rename(target)
     return target
+
+
+def committed_output(specs_dir: Path, output_dir: Path, revision: str, specs_digest: str,
+                     compiler_version: str) -> dict[str, bytes] | None:
+    """The output folder's owned files as committed at ``revision`` (relative path → bytes), when they are what
+    this compiler version makes of the specs at that revision: its manifest records ``compiler_version`` and
+    ``specs_digest`` (:func:`.load.specs_digest` of those specs), and every file it lists is committed with
+    the sha256 it records. None otherwise (also when the folder is not in the repository at ``revision``)."""
+    from .emit import manifest_inputs
+
+    top, git = _git_runner(specs_dir.resolve())
+    relative = os.path.relpath(os.path.abspath(output_dir), top.resolve())
+    if relative.startswith("..") or os.path.isabs(relative) or relative == ".":
+        return None
+    relative = Path(relative).as_posix()
+    try:
+        manifest = git("show", f"{revision}:{relative}/{conventions.MANIFEST_FILE}", cwd=top)
+    except GitError:
+        return None
+    if manifest_inputs(manifest) != (compiler_version, specs_digest):
+        return None
+    try:
+        listed = json.loads(manifest).get("files", {})
+        archive = git("archive", "--format=tar", revision, "--", relative, cwd=top)
+    except (GitError, ValueError, AttributeError):
+        return None
+    if not isinstance(listed, dict):
+        return None
+    files: dict[str, bytes] = {conventions.MANIFEST_FILE: manifest}
+    prefix = relative + "/"
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        for member in tar.getmembers():
+            path = member.name.removeprefix(prefix)
+            if member.isfile() and member.name.startswith(prefix) and path in listed:
+                handle = tar.extractfile(member)
+                if handle is not None:
+                    files[path] = handle.read()
+    for path, digest in listed.items():
+        if path not in files or digest != "sha256:" + hashlib.sha256(files[path]).hexdigest():
+            return None
+    return dict(sorted(files.items()))

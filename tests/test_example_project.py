@@ -175,7 +175,8 @@ def test_argocd_apps_follow_environment_sync_settings(example_build: api.Build) 
 
 
 def test_render_is_pure(example_build: api.Build) -> None:
-    files, problems = emit.render_files(example_build.resources, ["dev", "staging", "prod"])
+    files, problems = emit.render_files(example_build.resources, ["dev", "staging", "prod"],
+                                        specs_digest=example_build.specs_digest)
     assert not problems and files == example_build.files
 
 
