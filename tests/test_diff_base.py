@@ -1,0 +1,141 @@
+"""`llmops diff --base REF` reads the output committed at REF when it is up to date with the specs at REF (its
+manifest records this compiler version and their digest, and every file matches the manifest), and compiles
+the specs at REF otherwise. Real git repositories in temp folders."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+
+import llmops_compiler
+from llmops_compiler import api, cache, conventions
+
+Cli = Callable[..., Result]
+CHAIN = "prod/configmaps/chain-support-answer.configmap.yaml"
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(cache.CACHE_DIR_ENV, str(tmp_path / "cache"))
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True,
+                          env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
+                               "GIT_COMMITTER_EMAIL": "t@example.com", "PATH": "/usr/bin:/bin"}).stdout
+
+
+def _commit(repo: Path, message: str) -> None:
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", message)
+
+
+def _repository(example_copy: Path) -> Path:
+    _git(example_copy, "init", "-q", "-b", "main")
+    _commit(example_copy, "base")
+    return example_copy
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _hand_tune(output: Path) -> None:
+    """Change one generated file and record its new hash in the manifest: an output that is consistent with its
+    manifest, but not what this compiler makes of the specs."""
+    chain = output / CHAIN
+    chain.write_text(chain.read_text().replace("topK: 5", "topK: 6"))
+    manifest_path = output / conventions.MANIFEST_FILE
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"][CHAIN] = "sha256:" + hashlib.sha256(chain.read_bytes()).hexdigest()
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def test_an_up_to_date_committed_output_is_read_not_compiled(cli: Cli, example_copy: Path) -> None:
+    repo = _repository(example_copy)
+    specs, output = repo / "specs", repo / "generated"
+    files, source = api.files_at_revision(specs, output, "HEAD")
+    assert source == "committed"
+    assert files == _tree(output) == api.build(specs).files
+    # The committed bytes are what is compared, not a compile of the specs: a consistent hand-tuned output
+    # shows up as the change the specs make to it.
+    _hand_tune(output)
+    _commit(repo, "hand-tuned output")
+    files, source = api.files_at_revision(specs, output, "HEAD")
+    assert source == "committed" and b"topK: 6" in files[CHAIN]
+    api.compile_project(specs, output)
+    result = cli("diff", "--base", "HEAD", cwd=repo)
+    assert result.exit_code == 3, result.output
+    assert "~ prod: ConfigMap/chain-support-answer (change)" in result.stdout.splitlines()
+    assert "        -  topK: 6\n        +  topK: 5\n" in result.stdout
+
+
+def test_a_stale_committed_output_is_not_trusted(cli: Cli, example_copy: Path) -> None:
+    repo = _repository(example_copy)
+    specs, output = repo / "specs", repo / "generated"
+    chain = specs / "chains/support-answer.yaml"
+    chain.write_text(chain.read_text().replace("topK: 5", "topK: 8"))
+    _commit(repo, "specs changed, output not regenerated")
+    files, source = api.files_at_revision(specs, output, "HEAD")
+    assert source == "compiled"
+    assert files == api.build(specs).files and files != _tree(output)
+    assert b"topK: 8" in files[CHAIN]
+    # The working tree's specs are those of HEAD: nothing changes, whatever the stale output says.
+    assert cli("diff", "--base", "HEAD", cwd=repo).exit_code == 0
+
+
+def test_a_committed_output_that_does_not_match_its_manifest_is_compiled_again(example_copy: Path) -> None:
+    repo = _repository(example_copy)
+    specs, output = repo / "specs", repo / "generated"
+    chain = output / CHAIN
+    chain.write_text(chain.read_text().replace("topK: 5", "topK: 6"))  # the manifest still has the old hash
+    _commit(repo, "hand edit")
+    files, source = api.files_at_revision(specs, output, "HEAD")
+    assert source == "compiled" and b"topK: 5" in files[CHAIN]
+    (output / "dev/namespace/support-dev.namespace.yaml").unlink()  # a listed file missing
+    chain.write_text(chain.read_text().replace("topK: 6", "topK: 5"))
+    _commit(repo, "a file deleted")
+    assert api.files_at_revision(specs, output, "HEAD")[1] == "compiled"
+
+
+def test_output_of_another_compiler_version_is_compiled_again(example_copy: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = _repository(example_copy)
+    monkeypatch.setattr(llmops_compiler, "__version__", "99.0.0")
+    files, source = api.files_at_revision(repo / "specs", repo / "generated", "HEAD")
+    assert source == "compiled"
+    assert json.loads(files[conventions.MANIFEST_FILE])["compilerVersion"] == "99.0.0"
+
+
+def test_comments_and_document_order_do_not_make_an_output_stale(example_copy: Path) -> None:
+    """The manifest records what the specs say, not how they are written, like the output itself."""
+    repo = _repository(example_copy)
+    specs, output = repo / "specs", repo / "generated"
+    tools = specs / "tools/order-status.yaml"
+    documents = tools.read_text().split("\n---\n")
+    assert len(documents) > 1
+    tools.write_text("# reordered\n" + "\n---\n".join(document.strip("\n") + "\n" for document in documents[::-1]))
+    _commit(repo, "cosmetic")
+    assert api.files_at_revision(specs, output, "HEAD")[1] == "committed"
+    assert api.check(specs, output).ok
+
+
+def test_an_output_folder_outside_the_commit_or_no_specs_at_all(example_copy: Path, tmp_path: Path) -> None:
+    repo = example_copy
+    _git(repo, "init", "-q", "-b", "main")
+    (repo / ".gitignore").write_text("generated/\n")
+    _git(repo, "add", ".gitignore")
+    _git(repo, "commit", "-qm", "empty")
+    _git(repo, "tag", "empty")
+    _commit(repo, "specs")
+    specs, output = repo / "specs", repo / "generated"
+    files, source = api.files_at_revision(specs, output, "HEAD")
+    assert source == "compiled" and files == api.build(specs).files
+    assert api.files_at_revision(specs, tmp_path / "elsewhere", "HEAD")[1] == "compiled"
+    assert api.files_at_revision(specs, output, "empty") == ({}, "absent")
