@@ -78,10 +78,19 @@ def _literal_block(text: str, indent: str) -> str | None:
     return f"|{chomp}\n{body}"
 
 
-@lru_cache(maxsize=131072)
+_TEXTS: dict[str, str] = {}
+_TEXTS_LIMIT = 262_144  # distinct strings remembered (emptied when full: a bound on memory, never on output)
+
+
 def _text(text: str) -> str:
     """A string scalar: plain when that loads back as the same string, double-quoted otherwise."""
-    return text if _plain_is_safe(text) else _double_quoted(text)
+    written = _TEXTS.get(text)
+    if written is None:
+        written = text if _plain_is_safe(text) else _double_quoted(text)
+        if len(_TEXTS) >= _TEXTS_LIMIT:
+            _TEXTS.clear()
+        _TEXTS[text] = written
+    return written
 
 
 def _scalar(value: Any) -> str:
@@ -93,6 +102,8 @@ def _scalar(value: Any) -> str:
         return "true"
     if value is False:
         return "false"
+    if type(value) is int:
+        return repr(value)
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
@@ -114,46 +125,77 @@ def _double_quoted(text: str) -> str:
                               else f"\\U{ord(m.group()):08x}", quoted)
 
 
-def _emit(value: Any, indent: int, out: list[str]) -> None:
-    """Append the lines of a non-empty mapping or list whose entries start at column ``indent``."""
+def _string_value(text: str, indent: int) -> str:
+    """A string written after ``key:`` or ``-``: a literal block (its lines at column ``indent``) for multi-line
+    text a block can carry, a plain or quoted scalar otherwise."""
+    if "\n" in text:
+        block = _literal_block(text, " " * indent)
+        if block is not None:
+            return block
+    return _text(text)
+
+
+def _emit_mapping(mapping: dict[Any, Any], indent: int, out: list[str], first: str | None = None) -> None:
+    """The lines of a non-empty mapping whose keys start at column ``indent``; the first line starts with
+    ``first`` instead of the indentation when given (the ``- `` of a list item that is this mapping)."""
     pad = " " * indent
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _emit_entry(f"{pad}{_text(str(key))}:", item, indent, out)
-        return
-    for item in value:
-        if isinstance(item, dict) and item:
-            first = True
-            for key, child in item.items():
-                _emit_entry(f"{pad}{'- ' if first else '  '}{_text(str(key))}:", child, indent + 2, out)
-                first = False
-        elif isinstance(item, list) and item:
-            inner: list[str] = []
-            _emit(item, indent + 2, inner)
-            inner[0] = f"{pad}- {inner[0][indent + 2:]}"
-            out.extend(inner)
+    lead = pad if first is None else first
+    append = out.append
+    known = _TEXTS.get
+    for key, item in mapping.items():
+        key_text = known(key) if type(key) is str else None
+        if key_text is None:
+            key_text = _text(str(key))
+        kind = type(item)
+        if kind is str:  # the common case first: a one-line string written before
+            written = known(item)
+            if written is None or "\n" in item:
+                written = _string_value(item, indent + 2)
+            append(f"{lead}{key_text}: {written}")
+        elif kind is dict or (kind is not list and isinstance(item, dict)):
+            if item:
+                append(f"{lead}{key_text}:")
+                _emit_mapping(item, indent + 2, out)
+            else:
+                append(f"{lead}{key_text}: {{}}")
+        elif kind is list or isinstance(item, list):
+            if item:
+                # A list under a key is not indented further (PyYAML's and kubectl's style).
+                append(f"{lead}{key_text}:")
+                _emit_sequence(item, indent, out)
+            else:
+                append(f"{lead}{key_text}: []")
         else:
-            _emit_entry(f"{pad}-", item, indent, out)
+            append(f"{lead}{key_text}: {_scalar(item)}")
+        lead = pad
 
 
-def _emit_entry(prefix: str, item: Any, key_indent: int, out: list[str]) -> None:
-    """One ``key: value`` or ``- value`` entry; ``key_indent`` is the column of the key or dash."""
-    if type(item) is str:  # the common case first
-        if "\n" not in item:
-            out.append(f"{prefix} {_text(item)}")
-            return
-        block = _literal_block(item, " " * (key_indent + 2))
-        out.append(f"{prefix} {block}" if block is not None else f"{prefix} {_text(item)}")
-    elif isinstance(item, dict | list):
-        if not item:
-            out.append(f"{prefix} {{}}" if isinstance(item, dict) else f"{prefix} []")
-            return
-        out.append(prefix)
-        # A list under a key is not indented further (PyYAML's and kubectl's style); under a dash it must be.
-        nested = key_indent if isinstance(item, list) and prefix.endswith(":") else key_indent + 2
-        _emit(item, nested, out)
-    else:
-        out.append(f"{prefix} {_scalar(item)}")
+def _emit_sequence(sequence: list[Any], indent: int, out: list[str], first: str | None = None) -> None:
+    """The lines of a non-empty list whose dashes are at column ``indent``; ``first`` as for mappings."""
+    pad = " " * indent
+    lead = pad if first is None else first
+    append = out.append
+    known = _TEXTS.get
+    for item in sequence:
+        kind = type(item)
+        if kind is str:
+            written = known(item)
+            if written is None or "\n" in item:
+                written = _string_value(item, indent + 2)
+            append(f"{lead}- {written}")
+        elif kind is dict or (kind is not list and isinstance(item, dict)):
+            if item:
+                _emit_mapping(item, indent + 2, out, lead + "- ")
+            else:
+                append(f"{lead}- {{}}")
+        elif kind is list or isinstance(item, list):
+            if item:
+                _emit_sequence(item, indent + 2, out, lead + "- ")
+            else:
+                append(f"{lead}- []")
+        else:
+            append(f"{lead}- {_scalar(item)}")
+        lead = pad
 
 
 def dump_yaml(value: Any) -> str:
@@ -163,5 +205,8 @@ def dump_yaml(value: Any) -> str:
     if not value:
         return "{}\n" if isinstance(value, dict) else "[]\n"
     out: list[str] = []
-    _emit(value, 0, out)
+    if isinstance(value, dict):
+        _emit_mapping(value, 0, out)
+    else:
+        _emit_sequence(value, 0, out)
     return "\n".join(out) + "\n"
