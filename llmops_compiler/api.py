@@ -9,14 +9,17 @@ cache already holds costs no more than reading the specs and the output folder.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import difflib
+import functools
 import hashlib
+import marshal
 import os
 import pickle
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from . import emit
 from .diagnostics import CompileError, Diagnostic, sorted_unique
@@ -100,13 +103,21 @@ def _build_record(cache: Cache, inputs: SpecInputs) -> BuildRecord | None:
     return BuildRecord(files, environments, resources)
 
 
-def _load_and_validate(
-    inputs: SpecInputs, cache: Cache | None, scope: str, remember: bool = True
-) -> tuple[list[SpecObject | InvalidSpec], list[Diagnostic], str]:
-    """Every spec file parsed and each document validated, and the :func:`.load.specs_digest` of the files:
-    from the cache for a file whose name and bytes it holds, computed otherwise. The cache keeps, per ``scope``
-    (a specs folder), one pack of the units of its latest run (so its size follows the project's), rewritten
-    when ``remember`` and a unit was computed."""
+@dataclass
+class _Loaded:
+    """The spec files parsed and validated: the spec objects, every problem, the :func:`.load.specs_digest` of
+    the files, and per file (by the name diagnostics show) the sha256 of its name and bytes."""
+
+    objects: list[SpecObject | InvalidSpec]
+    problems: list[Diagnostic]
+    digest: str
+    file_keys: dict[str, bytes]
+
+
+def _load_and_validate(inputs: SpecInputs, cache: Cache | None, scope: str, remember: bool = True) -> _Loaded:
+    """Every spec file parsed and each document validated: from the cache for a file whose name and bytes it
+    holds, computed otherwise. The cache keeps, per ``scope`` (a specs folder), one pack of the units of its
+    latest run (so its size follows the project's), rewritten when ``remember`` and a unit was computed."""
     from .load import file_digest, parse_spec_bytes, specs_digest
     from .validate import validate_document
 
@@ -122,12 +133,14 @@ def _load_and_validate(
     problems: list[Diagnostic] = []
     digests: list[bytes] = []
     unreadable: list[Diagnostic] = []
+    file_keys: dict[str, bytes] = {}
     for item in inputs.files:
         if isinstance(item.content, Diagnostic):
             problems.append(item.content)
             unreadable.append(item.content)
             continue
         unit_key = hashlib.sha256(item.display.encode("utf-8", "surrogateescape") + b"\0" + item.content).digest()
+        file_keys[item.display] = unit_key
         unit = None
         if unit_key in pack and isinstance(pack[unit_key], bytes):
             with contextlib.suppress(Exception):  # a unit that does not load is computed again
@@ -149,7 +162,7 @@ def _load_and_validate(
                 objects.append(spec_object)
     if cache is not None and remember and kept.keys() != pack.keys():
         cache.put_pickle(UNITS, pack_key, kept)
-    return objects, problems, specs_digest(inputs.root_name, digests, unreadable)
+    return _Loaded(objects, problems, specs_digest(inputs.root_name, digests, unreadable), file_keys)
 
 
 # --- stages ------------------------------------------------------------------------------------------
@@ -167,24 +180,25 @@ def resolve_specs(
 def _resolve(
     specs_dir: Path, cache: Cache | None = None, inputs: SpecInputs | None = None, scope: Path | None = None,
     remember: bool = True,
-) -> tuple[ProjectGraph | None, list[Diagnostic], str]:
-    """:func:`resolve_specs`, and the :func:`.load.specs_digest` of the files. ``scope`` is the specs folder
+) -> tuple[ProjectGraph | None, list[Diagnostic], _Loaded | None]:
+    """:func:`resolve_specs`, and what loading found (see :class:`_Loaded`). ``scope`` is the specs folder
     whose cached units are used (default ``specs_dir``); ``remember=False`` leaves them as they were."""
     from .resolve import resolve
 
     inputs = inputs if inputs is not None else read_spec_inputs(specs_dir)
     if inputs.missing is not None:
-        return None, [inputs.missing], ""  # only "the folder does not exist"; nothing else can be said
-    objects, problems, digest = _load_and_validate(inputs, cache, _scope(scope or specs_dir), remember)
+        return None, [inputs.missing], None  # only "the folder does not exist"; nothing else can be said
+    loaded = _load_and_validate(inputs, cache, _scope(scope or specs_dir), remember)
+    problems = list(loaded.problems)
     unreadable = {problem.position.file for problem in problems if problem.code in UNREADABLE_FILE_CODES}
-    graph, resolution_problems = resolve(objects, specs_root=specs_dir.name, complete=not unreadable)
+    graph, resolution_problems = resolve(loaded.objects, specs_root=specs_dir.name, complete=not unreadable)
     problems += resolution_problems
     problems = sorted_unique(problems)
     if any(problem.severity == "error" for problem in problems):
-        return None, problems, digest
+        return None, problems, loaded
     if cache is not None:
         cache.put_pickle(CHECKED, cache.key(CHECKED, inputs.content_digest()), problems)
-    return graph, problems, digest
+    return graph, problems, loaded
 
 
 def validate(specs_dir: Path, cache: Cache | None = None) -> list[Diagnostic]:
@@ -201,17 +215,174 @@ def validate(specs_dir: Path, cache: Cache | None = None) -> list[Diagnostic]:
     return resolve_specs(specs_dir)[1]
 
 
-def lower(graph: ProjectGraph) -> list[Resource]:
+def lower(graph: ProjectGraph, targets: _TargetCache | None = None) -> list[Resource]:
+    """Every resource of every target, environment by environment, then the project's; with ``targets``, an
+    environment target whose inputs are as in the previous compile is not run again (see :class:`_TargetCache`)."""
     from .targets import ENVIRONMENT_TARGETS, PROJECT_TARGETS
 
     resources: list[Resource] = []
     for view in graph.environments:
         for environment_target in ENVIRONMENT_TARGETS:
-            resources.extend(environment_target(view))
+            resources.extend(targets.run(environment_target, view) if targets else environment_target(view))
     environment_resources = list(resources)
     for project_target in PROJECT_TARGETS:
         resources.extend(project_target(graph, environment_resources))
     return resources
+
+
+LOWERED = "lowered"  # per specs folder, per target and environment: the kinds it read and what it built
+ALL_KINDS = "*"  # read: a target listed the kinds themselves
+
+
+class _KindReads(Mapping[str, Any]):
+    """An environment's specs by kind (``EnvironmentView.specs``) that notes every kind a target reads; listing
+    the kinds (iterating, counting) is noted as reading all of them."""
+
+    def __init__(self, specs: Mapping[str, Any], reads: set[str]) -> None:
+        self.specs = specs
+        self.reads = reads
+
+    def __getitem__(self, kind: str) -> Any:
+        self.reads.add(kind)
+        return self.specs[kind]
+
+    def get(self, kind: str, default: Any = None) -> Any:
+        self.reads.add(kind)
+        return self.specs.get(kind, default)
+
+    def __contains__(self, kind: object) -> bool:
+        self.reads.add(str(kind))
+        return kind in self.specs
+
+    def __iter__(self) -> Iterator[str]:
+        self.reads.add(ALL_KINDS)
+        return iter(self.specs)
+
+    def __len__(self) -> int:
+        self.reads.add(ALL_KINDS)
+        return len(self.specs)
+
+
+@functools.cache
+def _stored_resource() -> type[Resource]:
+    """The class of resources taken from the cache (defined on first use: it needs the targets' base class)."""
+    from .targets.base import Resource
+
+    class StoredResource(Resource):
+        """A resource as an earlier compile built it: path, source, kind, name and fingerprint at hand, and the
+        body decoded from its marshalled form only when something reads it. ``prechecked``: it passed the
+        checks :func:`.emit.render_files` makes of a body when it was built."""
+
+        prechecked = True
+
+        def __init__(self, path: str, source: str, kind: str, name: str, piece: bytes) -> None:
+            for attribute, value in (("path", path), ("source", source), ("_kind", kind), ("_name", name),
+                                     ("_piece", piece)):
+                object.__setattr__(self, attribute, value)
+
+        @property
+        def body(self) -> dict[str, Any]:
+            body = self.__dict__.get("_body")
+            if body is None:
+                body = marshal.loads(self.__dict__["_piece"])[1]
+                object.__setattr__(self, "_body", body)
+            return cast(dict[str, Any], body)
+
+        @property
+        def kind(self) -> str:
+            return cast(str, self.__dict__["_kind"])
+
+        @property
+        def name(self) -> str:
+            return cast(str, self.__dict__["_name"])
+
+    return StoredResource
+
+
+Piece = tuple[str, str, str, str, str, bytes]
+"""A resource in the cache: path, source, kind, name, fingerprint, marshalled (source, body)."""
+
+
+@dataclass
+class _TargetCache:
+    """Environment targets run only when what they read changed.
+
+    A target is a pure function of its environment view. When it runs, it runs on a view that notes which kinds
+    of spec it reads (:class:`_KindReads`); what it built is kept with those kinds and a digest of its inputs:
+    the target, the environment, the Project's file (which also defines the environment) and, for each kind it
+    read, the name and file (name and bytes) of every spec of that kind. Next time, when that digest is the same,
+    everything the target read is the same, so it would read the same and build the same: its resources are
+    taken as built, and decoded only if something reads their bodies (a resource whose bytes the output folder
+    has is never decoded). A target that fails on the noting view, or builds a value ``marshal`` refuses, is
+    simply run every time."""
+
+    file_keys: Mapping[str, bytes]
+    previous: Mapping[str, Any]
+    current: dict[str, tuple[tuple[str, ...], bytes, list[Piece]]] = field(default_factory=dict)
+    fingerprints: dict[int, str] = field(default_factory=dict)
+    """id(resource) → :func:`.emit.resource_fingerprint`, for every resource built or taken here."""
+    taken: int = 0
+
+    def _kind_digest(self, view: Any, kind: str) -> bytes:
+        specs = view.specs.get(kind)
+        if specs is None:
+            return b"absent"
+        digest = hashlib.sha256()
+        for name in sorted(specs):
+            digest.update(name.encode() + b"\0" + self.file_keys.get(specs[name].file, b"?"))
+        return digest.digest()
+
+    def _inputs_digest(self, identity: str, view: Any, reads: tuple[str, ...]) -> bytes:
+        digest = hashlib.sha256(identity.encode() + b"\0" + self.file_keys.get(view.project.file, b"?"))
+        kinds = sorted(view.specs) if ALL_KINDS in reads else [kind for kind in reads if kind != ALL_KINDS]
+        if ALL_KINDS in reads:
+            digest.update(b"all:" + ",".join(kinds).encode())
+        for kind in kinds:
+            digest.update(kind.encode() + b"\0" + self._kind_digest(view, kind))
+        return digest.digest()
+
+    def _taken(self, identity: str, view: Any) -> list[Resource] | None:
+        entry = self.previous.get(identity)
+        if not (isinstance(entry, tuple) and len(entry) == 3 and isinstance(entry[0], tuple)
+                and all(isinstance(kind, str) for kind in entry[0]) and isinstance(entry[2], list)
+                and all(isinstance(piece, tuple) and len(piece) == 6 and all(isinstance(part, str)
+                        for part in piece[:5]) and isinstance(piece[5], bytes) for piece in entry[2])):
+            return None
+        reads, digest, pieces = entry
+        if digest != self._inputs_digest(identity, view, reads):
+            return None
+        stored = _stored_resource()
+        resources = []
+        for path, source, kind, name, fingerprint, piece in pieces:
+            resource = stored(path, source, kind, name, piece)  # type: ignore[call-arg]
+            self.fingerprints[id(resource)] = fingerprint
+            resources.append(resource)
+        self.current[identity] = entry
+        self.taken += 1
+        return resources
+
+    def run(self, target: Callable[[Any], list[Resource]], view: Any) -> list[Resource]:
+        identity = f"{target.__module__}.{target.__qualname__}@{view.name}"
+        taken = self._taken(identity, view)
+        if taken is not None:
+            return taken
+        reads: set[str] = set()
+        try:
+            built = target(dataclasses.replace(view, specs=_KindReads(view.specs, reads)))
+        except Exception:  # the target needs more than the noting view gives: run it as it is, every time
+            return target(view)
+        pieces: list[Piece] = []
+        for resource in built:
+            try:
+                piece = marshal.dumps((resource.source, resource.body), 2)
+            except ValueError:
+                return built
+            fingerprint = hashlib.sha256(piece).hexdigest()
+            self.fingerprints[id(resource)] = fingerprint
+            pieces.append((resource.path, resource.source, resource.kind, resource.name, fingerprint, piece))
+        read = tuple(sorted(reads))
+        self.current[identity] = (read, self._inputs_digest(identity, view, read), pieces)
+        return built
 
 
 def _scope(specs_dir: Path) -> str:
@@ -232,18 +403,24 @@ def build(
     (files of an earlier output, path → bytes) instead of being serialised again; ``remember=False`` leaves
     the scope's cached units and renders as they were (for a compile of another state of the specs)."""
     inputs = inputs if inputs is not None else read_spec_inputs(specs_dir)
-    graph, problems, digest = _resolve(specs_dir, cache, inputs, scope, remember)
-    if graph is None:
+    graph, problems, loaded = _resolve(specs_dir, cache, inputs, scope, remember)
+    if graph is None or loaded is None:
         raise CompileError(problems)
-    resources = lower(graph)
+    digest = loaded.digest
+    project = _scope(scope or specs_dir)
+    targets = None
+    if cache is not None:
+        previous = cache.get_pickle(LOWERED, cache.key(LOWERED, project))
+        targets = _TargetCache(loaded.file_keys, previous if isinstance(previous, dict) else {})
+    resources = lower(graph, targets)
     positions = {spec.source: spec.position for view in graph.environments
                  for specs in view.specs.values() for spec in specs.values()}
     reuse = None
-    project = _scope(scope or specs_dir)
-    if cache is not None:
+    if cache is not None and targets is not None:
         known = cache.get_pickle(RENDERS, cache.key(RENDERS, project))
         available = {hashlib.sha256(content).hexdigest(): content for content in (reuse_from or {}).values()}
-        reuse = emit.RenderReuse(known if isinstance(known, dict) else {}, available)
+        reuse = emit.RenderReuse(known if isinstance(known, dict) else {}, available,
+                                 fingerprints=targets.fingerprints)
     environments = [view.name for view in graph.environments]
     files, emit_problems = emit.render_files(resources, environments, positions, digest, reuse)
     if strict:
@@ -252,9 +429,11 @@ def build(
         emit_problems += strict_diagnostics(resources, positions)
     if emit_problems:
         raise CompileError(emit_problems)
-    if cache is not None and reuse is not None:
+    if cache is not None and reuse is not None and targets is not None:
         if remember and reuse.learned != reuse.known:
             cache.put_pickle(RENDERS, cache.key(RENDERS, project), reuse.learned)
+        if remember and targets.current != targets.previous:
+            cache.put_pickle(LOWERED, cache.key(LOWERED, project), targets.current)
         if not strict:
             record = ({path: hashlib.sha256(content).hexdigest() for path, content in files.items()},
                       environments, len(resources))

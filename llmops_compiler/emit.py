@@ -151,11 +151,13 @@ class RenderReuse:
 
     known: Mapping[str, str] = field(default_factory=dict)
     available: Mapping[str, bytes] = field(default_factory=dict)
+    fingerprints: Mapping[int, str] = field(default_factory=dict)
+    """Fingerprints already computed, by ``id`` of the resource."""
     learned: dict[str, str] = field(default_factory=dict)
     reused: int = 0
 
     def render(self, resource: Resource) -> bytes:
-        fingerprint = resource_fingerprint(resource)
+        fingerprint = self.fingerprints.get(id(resource)) or resource_fingerprint(resource)
         if fingerprint is None:
             return render_resource(resource)
         known = self.known.get(fingerprint)
@@ -202,7 +204,8 @@ def render_files(
                 f"than the {limit} allowed ({why})",
                 "shorten the spec's name, or the names it is combined with (a check's, an SLO's)",
             ))
-        problems.extend(_derived_label_problems(item, where(item)))
+        if not getattr(item, "prechecked", False):  # a resource the cache kept passed this when it was built
+            problems.extend(_derived_label_problems(item, where(item)))
         files[item.path] = render_resource(item) if reuse is None else reuse.render(item)
         sources[item.path] = item.source
     for environment in environments:
@@ -257,18 +260,26 @@ def _entries(output: Path) -> Entries:
     files: list[str] = []
     others: list[str] = []
     folders: list[str] = []
-    for root, dirs, names in os.walk(output):
-        relative_root = Path(root).relative_to(output)
-        for name in list(dirs):  # a link to a folder is an entry of its own, never followed
-            if os.path.islink(os.path.join(root, name)):
-                dirs.remove(name)
-                names.append(name)
-        dirs.sort()
-        folders.extend((relative_root / name).as_posix() for name in dirs)
-        for name in sorted(names):
-            path = os.path.join(root, name)
-            relative = (relative_root / name).as_posix()
-            (files if stat.S_ISREG(os.lstat(path).st_mode) else others).append(relative)
+
+    def walk(folder: str, prefix: str) -> None:
+        try:
+            with os.scandir(folder) as listing:
+                found = sorted(listing, key=lambda entry: entry.name)
+        except OSError:  # an unreadable folder is listed, its content is not
+            return
+        below = []
+        for entry in found:
+            if entry.is_dir(follow_symlinks=False):  # a link to a folder is an entry of its own, never followed
+                folders.append(prefix + entry.name)
+                below.append(entry)
+            elif entry.is_file(follow_symlinks=False):
+                files.append(prefix + entry.name)
+            else:
+                others.append(prefix + entry.name)
+        for entry in below:
+            walk(entry.path, f"{prefix}{entry.name}/")
+
+    walk(str(output), "")
     return Entries(files, others, folders)
 
 
@@ -368,11 +379,17 @@ class OutputState:
         return not any(os.path.lexists(self.folder / path) for path in set(self.previous) - set(digests))
 
 
+def _read(path: str) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
 def scan_output(output: Path) -> OutputState:
     """Read ``output`` (see :class:`OutputState`); the caller holds its lock (see :func:`opened_output`)."""
     previous = owned_files(output)
     entries = _entries(output) if output.is_dir() else Entries([], [], [])
-    current = {path: (output / path).read_bytes() for path in entries.files if path in previous}
+    base = str(output)
+    current = {path: _read(os.path.join(base, path)) for path in entries.files if path in previous}
     manifest_path = output / conventions.MANIFEST_FILE
     if manifest_path.is_file():
         current[conventions.MANIFEST_FILE] = manifest_path.read_bytes()
@@ -394,7 +411,7 @@ def write_output(output: Path, files: Files) -> WriteResult:
         return write_state(state, files)
 
 
-def _link_or_copy(source: Path, target: Path) -> None:
+def _link_or_copy(source: str | Path, target: str | Path) -> None:
     """``target`` as another name of ``source`` (a hard link: the same inode, whatever its type), or a faithful
     copy where the file system cannot link."""
     try:
@@ -449,16 +466,18 @@ def write_state(state: OutputState, files: Files) -> WriteResult:
         for path in unowned:
             (staging / path).parent.mkdir(parents=True, exist_ok=True)
             _link_or_copy(output / path, staging / path)
-        made: set[Path] = set()
+        made: set[str] = set()
+        staging_text, output_text = str(staging), str(output)
         for path, content in files.items():
-            target = staging / path
-            if target.parent not in made:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                made.add(target.parent)
+            target = os.path.join(staging_text, path)
+            parent = os.path.dirname(target)
+            if parent not in made:
+                os.makedirs(parent, exist_ok=True)
+                made.add(parent)
             if current.get(path) == content and path != conventions.MANIFEST_FILE:
-                _link_or_copy(output / path, target)
+                _link_or_copy(os.path.join(output_text, path), target)
             else:
-                target.write_bytes(content)
+                Path(target).write_bytes(content)
         for folder in sorted(folder_modes, key=lambda name: -name.count("/")):  # deepest first
             os.chmod(staging / folder, folder_modes[folder])
         os.chmod(staging, stat.S_IMODE(os.lstat(output).st_mode) if output.is_dir() else 0o755)

@@ -65,8 +65,21 @@ def test_cached_compiles_write_what_cold_ones_do_through_edits_deletions_and_ren
     def revert_prompt() -> None:
         prompt.write_text(original_prompt)
 
+    def edit(path: str, old: str, new: str) -> Callable[[], None]:
+        def change() -> None:
+            text = (specs / path).read_text()
+            assert old in text, (path, old)
+            (specs / path).write_text(text.replace(old, new, 1))
+        return change
+
     steps = [("first run", lambda: None), ("again, unchanged", lambda: None), ("edit", edit_prompt),
-             ("delete", delete_prompt), ("rename", rename_tool), ("add", add_tool), ("revert", revert_prompt)]
+             ("delete", delete_prompt), ("rename", rename_tool), ("add", add_tool), ("revert", revert_prompt),
+             ("model", edit("models/support-llm.yaml", "r: 16", "r: 32")),
+             ("monitor", edit("monitoring/support-llm.yaml", "threshold: 0.15", "threshold: 0.25")),
+             ("chain", edit("chains/support-answer.yaml", "topK: 5", "topK: 6")),
+             ("knowledge base", edit("knowledge/help-center.yaml", 'schedule: "0 3 * * *"', 'schedule: "0 4 * * *"')),
+             ("dataset", edit("datasets/support-feedback.yaml", 'schedule: "0 2 * * *"', 'schedule: "0 1 * * *"')),
+             ("project", edit("project.yaml", "autoSync: false", "autoSync: true"))]
     results = []
     for name, change in steps:
         change()
@@ -79,6 +92,7 @@ def test_cached_compiles_write_what_cold_ones_do_through_edits_deletions_and_ren
     assert results[1].build is None and results[1].unchanged  # answered from the cache
     assert results[1].resources == results[0].resources and results[1].environments == results[0].environments
     assert all(result.build is not None and not result.unchanged for result in results[2:])
+    assert all(isinstance(result.build.resources[0].body, dict) for result in results[2:] if result.build)
     manifest = json.loads((output / conventions.MANIFEST_FILE).read_text())
     assert results[-1].build is not None
     assert manifest["compilerVersion"] == llmops_compiler.__version__
@@ -110,6 +124,64 @@ def test_unchanged_resources_are_not_serialised_again(example_copy: Path, tmp_pa
     assert 0 < len(rendered) < len(result.build.resources) / 4, rendered
     assert any("/prompt-answer-" in path for path in rendered)
     assert _tree(output) == _cold(specs, tmp_path)
+
+
+def test_a_target_runs_again_exactly_when_what_it_read_changed(example_copy: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from llmops_compiler import targets
+    from llmops_compiler.targets.base import Resource
+
+    specs, output = example_copy / "specs", example_copy / "generated"
+    ran: list[str] = []
+
+    def counted(target: Callable[..., list[Resource]]) -> Callable[..., list[Resource]]:
+        def run(view: object) -> list[Resource]:
+            ran.append(target.__name__)
+            return target(view)
+        run.__module__, run.__qualname__ = target.__module__, target.__qualname__
+        return run
+
+    def lists_every_kind(view: object) -> list[Resource]:  # reads the kinds themselves: depends on all specs
+        kinds = sorted(view.specs)  # type: ignore[attr-defined]
+        body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kinds"}, "data": {"kinds": ",".join(
+            f"{kind}={len(view.specs[kind])}" for kind in kinds)}}  # type: ignore[attr-defined]
+        return [Resource(f"{view.name}/configmaps/kinds.configmap.yaml", body, "test")]  # type: ignore[attr-defined]
+
+    def needs_a_real_dict(view: object) -> list[Resource]:  # fails on the noting view: run every time
+        count = len(view.specs.copy())  # type: ignore[attr-defined]
+        body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "count"}, "data": {"n": str(count)}}
+        return [Resource(f"{view.name}/configmaps/count.configmap.yaml", body, "test")]  # type: ignore[attr-defined]
+
+    wrapped = [counted(target) for target in targets.ENVIRONMENT_TARGETS]
+    monkeypatch.setattr(targets, "ENVIRONMENT_TARGETS", [*wrapped, counted(lists_every_kind),
+                                                         counted(needs_a_real_dict)])
+    store = cache.Cache(tmp_path / "cache")
+    api.compile_project(specs, output, cache=store)
+    assert len(ran) == 3 * len(wrapped) + 3 + 3 * 2  # the last one ran twice: noting view, then the real one
+    for path, old, new, expected, not_run in [
+        ("tools/order-status.yaml", "timeout: 5s", "timeout: 6s", {"tool_registry", "lists_every_kind"},
+         {"tune_workflow_templates", "prometheus_rules", "prompt_configmaps", "drift_cron_workflows"}),
+        ("models/support-llm.yaml", "r: 16", "r: 32", {"tune_workflow_templates", "lists_every_kind"},
+         {"prompt_configmaps", "tool_registry", "knowledge_base_targets", "curation_workflows"}),
+        ("models/support-llm.yaml", "r: 32", "r: 16", {"tune_workflow_templates", "lists_every_kind"},
+         {"prompt_configmaps", "tool_registry", "knowledge_base_targets", "curation_workflows"}),
+    ]:
+        ran.clear()
+        (specs / path).write_text((specs / path).read_text().replace(old, new, 1))
+        api.compile_project(specs, output, cache=store)
+        assert set(ran) >= expected | {"needs_a_real_dict"}, (path, set(ran))
+        assert not set(ran) & not_run, (path, set(ran))
+        cold = tmp_path / "cold"
+        shutil.rmtree(cold, ignore_errors=True)
+        api.compile_project(specs, cold)
+        assert _tree(output) == _tree(cold)
+    kinds = output / "prod/configmaps/kinds.configmap.yaml"
+    assert b"Prompt=3" in kinds.read_bytes()
+    (specs / "prompts/summarize-ticket.yaml").unlink()
+    ran.clear()
+    api.compile_project(specs, output, cache=store)
+    assert "lists_every_kind" in ran and "tune_workflow_templates" not in ran
+    assert b"Prompt=2" in kinds.read_bytes()
 
 
 def test_a_compiler_change_starts_from_an_empty_cache(example_copy: Path, tmp_path: Path,
@@ -147,7 +219,7 @@ def test_a_damaged_cache_is_ignored(example_copy: Path, tmp_path: Path) -> None:
     api.validate(specs, cache=store)
     entries = _entries(store.version_folder)
     assert {path.relative_to(store.version_folder).parts[0] for path in entries} == {
-        api.UNITS, api.CHECKED, api.BUILDS, api.RENDERS}
+        api.UNITS, api.CHECKED, api.BUILDS, api.RENDERS, api.LOWERED}
     prompt = specs / "prompts/answer.yaml"
     prompt.write_text(prompt.read_text().replace("asks: {{ question }}", "writes: {{ question }}"))
     damages: list[Callable[[Path], None]] = [
