@@ -114,6 +114,22 @@ class _Loaded:
     file_keys: dict[str, bytes]
 
 
+def _unit_key(display: str, content: bytes) -> bytes:
+    """What names one spec file's unit: the sha256 of its name (as diagnostics show it) and its bytes."""
+    return hashlib.sha256(display.encode("utf-8", "surrogateescape") + b"\0" + content).digest()
+
+
+def _units_pack(cache: Cache | None, scope: str) -> dict[bytes, tuple[bytes, bytes]]:
+    """The cached units of a specs folder: unit key → (:func:`.load.file_digest`, pickled :data:`Unit`)."""
+    if cache is None:
+        return {}
+    stored = cache.get_pickle(UNITS, cache.key(UNITS, scope))
+    if not isinstance(stored, dict):
+        return {}
+    return {key: value for key, value in stored.items() if isinstance(key, bytes) and isinstance(value, tuple)
+            and len(value) == 2 and isinstance(value[0], bytes) and isinstance(value[1], bytes)}
+
+
 def _load_and_validate(inputs: SpecInputs, cache: Cache | None, scope: str, remember: bool = True) -> _Loaded:
     """Every spec file parsed and each document validated: from the cache for a file whose name and bytes it
     holds, computed otherwise. The cache keeps, per ``scope`` (a specs folder), one pack of the units of its
@@ -121,14 +137,8 @@ def _load_and_validate(inputs: SpecInputs, cache: Cache | None, scope: str, reme
     from .load import file_digest, parse_spec_bytes, specs_digest
     from .validate import validate_document
 
-    pack: dict[bytes, bytes] = {}
-    pack_key = ""
-    if cache is not None:
-        pack_key = cache.key(UNITS, scope)
-        stored = cache.get_pickle(UNITS, pack_key)
-        if isinstance(stored, dict):
-            pack = stored
-    kept: dict[bytes, bytes] = {}
+    pack = _units_pack(cache, scope)
+    kept: dict[bytes, tuple[bytes, bytes]] = {}
     objects: list[SpecObject | InvalidSpec] = []
     problems: list[Diagnostic] = []
     digests: list[bytes] = []
@@ -139,19 +149,18 @@ def _load_and_validate(inputs: SpecInputs, cache: Cache | None, scope: str, reme
             problems.append(item.content)
             unreadable.append(item.content)
             continue
-        unit_key = hashlib.sha256(item.display.encode("utf-8", "surrogateescape") + b"\0" + item.content).digest()
-        file_keys[item.display] = unit_key
+        unit_key = file_keys[item.display] = _unit_key(item.display, item.content)
         unit = None
-        if unit_key in pack and isinstance(pack[unit_key], bytes):
+        if unit_key in pack:
             with contextlib.suppress(Exception):  # a unit that does not load is computed again
-                unit = _unit(pickle.loads(pack[unit_key]))
+                unit = _unit(pickle.loads(pack[unit_key][1]))
         if unit is None:
             documents, file_problems = parse_spec_bytes(item.content, item.display)
             unit = (file_problems, file_digest(item.display, documents, file_problems),
                     [validate_document(document) for document in documents])
             if cache is not None:
                 with contextlib.suppress(Exception):  # a unit that cannot be pickled is computed every time
-                    kept[unit_key] = pickle.dumps(unit, protocol=pickle.HIGHEST_PROTOCOL)
+                    kept[unit_key] = (unit[1], pickle.dumps(unit, protocol=pickle.HIGHEST_PROTOCOL))
         else:
             kept[unit_key] = pack[unit_key]
         problems.extend(unit[0])
@@ -161,8 +170,29 @@ def _load_and_validate(inputs: SpecInputs, cache: Cache | None, scope: str, reme
             if spec_object is not None:
                 objects.append(spec_object)
     if cache is not None and remember and kept.keys() != pack.keys():
-        cache.put_pickle(UNITS, pack_key, kept)
+        cache.put_pickle(UNITS, cache.key(UNITS, scope), kept)
     return _Loaded(objects, problems, specs_digest(inputs.root_name, digests, unreadable), file_keys)
+
+
+def _semantic_digest(inputs: SpecInputs, cache: Cache | None, scope: str) -> str:
+    """:func:`.load.specs_digest` of ``inputs``: each file's digest from the cached units where they hold it,
+    parsed otherwise (nothing is validated)."""
+    from .load import file_digest, parse_spec_bytes, specs_digest
+
+    pack = _units_pack(cache, scope)
+    digests: list[bytes] = []
+    unreadable: list[Diagnostic] = []
+    for item in inputs.files:
+        if isinstance(item.content, Diagnostic):
+            unreadable.append(item.content)
+            continue
+        entry = pack.get(_unit_key(item.display, item.content))
+        if entry is not None:
+            digests.append(entry[0])
+        else:
+            documents, problems = parse_spec_bytes(item.content, item.display)
+            digests.append(file_digest(item.display, documents, problems))
+    return specs_digest(inputs.root_name, digests, unreadable)
 
 
 # --- stages ------------------------------------------------------------------------------------------
@@ -535,7 +565,8 @@ def files_at_revision(
     """The files a compile of the specs as committed at git ``revision`` writes, and where they came from:
 
     - ``"committed"``: the output folder committed at ``revision``, when its manifest says this compiler version
-      made it from exactly those specs and every file matches the manifest (see :func:`.plan.committed_output`);
+      made it from exactly those specs and every file matches the manifest (see :func:`.plan.committed_output`;
+      files with the bytes of ``reuse_from`` are not read from git);
     - ``"compiled"``: otherwise the specs at ``revision`` are compiled (raises CompileError when they have
       errors), with ``cache`` and the bytes of ``reuse_from`` (see :func:`build`);
     - ``"absent"``: the specs folder did not exist at ``revision`` (no files).
@@ -547,15 +578,20 @@ def files_at_revision(
 
     from . import plan
 
+    scope = _scope(specs_dir)
+    inputs = plan.spec_inputs_at_revision(specs_dir, revision)
+    if inputs is None:
+        return {}, "absent"
     with tempfile.TemporaryDirectory() as temporary:
-        base_specs = plan.specs_at_revision(specs_dir, revision, Path(temporary))
-        if base_specs is None:
-            return {}, "absent"
-        from .load import semantic_digest
-
-        inputs = read_spec_inputs(base_specs)
-        committed = plan.committed_output(specs_dir, output_dir, revision, semantic_digest(inputs),
-                                          llmops_compiler.__version__)
+        if inputs == "extract":
+            base_specs = plan.specs_at_revision(specs_dir, revision, Path(temporary))
+            if base_specs is None:
+                return {}, "absent"
+            inputs = read_spec_inputs(base_specs)
+        else:
+            base_specs = Path(temporary, inputs.root_name)  # named as the specs folder; its files are in `inputs`
+        committed = plan.committed_output(specs_dir, output_dir, revision, _semantic_digest(inputs, cache, scope),
+                                          llmops_compiler.__version__, known=reuse_from)
         if committed is not None:
             return committed, "committed"
         files = build(base_specs, cache=cache, reuse_from=reuse_from, inputs=inputs, scope=specs_dir,

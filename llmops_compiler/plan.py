@@ -13,11 +13,14 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
 from . import conventions
+
+if TYPE_CHECKING:
+    from .load import SpecInputs
 
 Action = Literal["add", "change", "replace", "delete"]
 _Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -164,9 +167,6 @@ def _rollout(body: Any) -> Any:
 
 def rollout_changes(old: Mapping[tuple[str, str, str], Any], new: Mapping[tuple[str, str, str], Any]) -> list[str]:
     """One line per environment and rollout whose state changed, as the promote step words its commits."""
-    from .rollout import describe_change
-    from .specs.rollout import EnvironmentState, RolloutPolicySpec
-
     lines = []
     for key in sorted(set(old) | set(new)):
         if key[1] != "VirtualService":
@@ -174,6 +174,9 @@ def rollout_changes(old: Mapping[tuple[str, str, str], Any], new: Mapping[tuple[
         before, after = _rollout(old.get(key, {})), _rollout(new.get(key, {}))
         if after is None or before == after:
             continue
+        from .rollout import describe_change  # the spec models, only when a rollout changed
+        from .specs.rollout import EnvironmentState, RolloutPolicySpec
+
         policy = RolloutPolicySpec.model_validate({
             "model": key[2], "strategy": after["strategy"], "steps": [{"weight": weight} for weight in after["steps"]],
             **({"match": {"header": {"name": "x", "value": "x"}}} if after["strategy"] == "abTest" else {}),
@@ -319,29 +322,82 @@ def _git_runner(directory: Path) -> tuple[Path, Callable[..., bytes]]:
     return Path(git("rev-parse", "--show-toplevel").decode().strip()), git
 
 
-def specs_at_revision(specs_dir: Path, revision: str, destination: Path) -> Path | None:
-    """Extract ``specs_dir`` as it was at ``revision`` into ``destination``; None when it did not exist."""
+def _specs_archive(specs_dir: Path, revision: str) -> tuple[Path, Callable[..., bytes], str, bytes] | None:
+    """The repository top, its git runner, the specs folder's path in it, and a tar of the folder at
+    ``revision``; None when the folder did not exist there."""
     specs_dir = specs_dir.resolve()
     top, git = _git_runner(specs_dir)
     relative = specs_dir.relative_to(top.resolve()).as_posix()
     git("rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}")
     listing = git("ls-tree", "-d", "--name-only", revision, "--", relative, cwd=top).decode().splitlines()
-    target = destination / specs_dir.name
     if relative not in listing:
         return None
-    archive = git("archive", "--format=tar", revision, "--", relative, cwd=top)
+    return top, git, relative, git("archive", "--format=tar", revision, "--", relative, cwd=top)
+
+
+def specs_at_revision(specs_dir: Path, revision: str, destination: Path) -> Path | None:
+    """Extract ``specs_dir`` as it was at ``revision`` into ``destination``; None when it did not exist."""
+    found = _specs_archive(specs_dir, revision)
+    if found is None:
+        return None
+    _, _, relative, archive = found
+    target = destination / specs_dir.resolve().name
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar, tempfile.TemporaryDirectory() as unpack:
         tar.extractall(unpack, filter="data")
         Path(unpack, relative).rename(target)
     return target
 
 
-def committed_output(specs_dir: Path, output_dir: Path, revision: str, specs_digest: str,
-                     compiler_version: str) -> dict[str, bytes] | None:
+def spec_inputs_at_revision(specs_dir: Path, revision: str) -> SpecInputs | Literal["extract"] | None:
+    """The spec files of ``specs_dir`` as committed at ``revision``, read from git without writing them out,
+    as :func:`.load.read_spec_inputs` would read them from a checkout: ``.yaml``/``.yml`` files outside folders
+    whose names start with ``.``, in the order of their paths. None when the folder did not exist there;
+    ``"extract"`` when it holds what only a checkout can answer for (a symbolic link, a file over the size
+    limit): then use :func:`specs_at_revision`."""
+    from .load import MAX_FILE_BYTES, SPEC_SUFFIXES, SpecInput, SpecInputs
+
+    found = _specs_archive(specs_dir, revision)
+    if found is None:
+        return None
+    _, _, relative, archive = found
+    name = specs_dir.resolve().name
+    files: list[tuple[str, bytes]] = []
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        for member in tar:
+            path = member.name.rstrip("/")
+            if path != relative and not path.startswith(relative + "/"):
+                continue
+            inside = path[len(relative) + 1:]
+            if member.isdir() or not inside:
+                continue
+            parts = inside.split("/")
+            if any(part.startswith(".") for part in parts[:-1]) or not parts[-1].endswith(SPEC_SUFFIXES):
+                continue
+            if not member.isfile() or member.size > MAX_FILE_BYTES:
+                return "extract"
+            handle = tar.extractfile(member)
+            if handle is None:
+                return "extract"
+            files.append((inside, handle.read()))
+    files.sort(key=lambda item: item[0])
+    return SpecInputs(name, [SpecInput(f"{name}/{inside}", content) for inside, content in files])
+
+
+def _blob_id(content: bytes, length: int) -> str:
+    """The git object id of a blob with these bytes (SHA-1, or SHA-256 in repositories that use it)."""
+    header = b"blob %d\0" % len(content)
+    return (hashlib.sha256 if length == 64 else hashlib.sha1)(header + content).hexdigest()
+
+
+def committed_output(specs_dir: Path, output_dir: Path, revision: str, specs_digest: str, compiler_version: str,
+                     known: Mapping[str, bytes] | None = None) -> dict[str, bytes] | None:
     """The output folder's owned files as committed at ``revision`` (relative path → bytes), when they are what
     this compiler version makes of the specs at that revision: its manifest records ``compiler_version`` and
-    ``specs_digest`` (:func:`.load.specs_digest` of those specs), and every file it lists is committed with
-    the sha256 it records. None otherwise (also when the folder is not in the repository at ``revision``)."""
+    ``specs_digest`` (:func:`.load.specs_digest` of those specs), and every file it lists is committed with the
+    sha256 it records. None otherwise (also when the folder is not in the repository at ``revision``).
+
+    ``known`` (path → bytes, say the files of a compile of the working tree) saves reading from git every
+    committed file whose blob has these very bytes, so that the work follows the change."""
     from .emit import manifest_inputs
 
     top, git = _git_runner(specs_dir.resolve())
@@ -357,21 +413,45 @@ def committed_output(specs_dir: Path, output_dir: Path, revision: str, specs_dig
         return None
     try:
         listed = json.loads(manifest).get("files", {})
-        archive = git("archive", "--format=tar", revision, "--", relative, cwd=top)
+        tree = git("ls-tree", "-r", "-z", "--full-tree", revision, "--", relative, cwd=top)
     except (GitError, ValueError, AttributeError):
         return None
     if not isinstance(listed, dict):
         return None
+    blobs: dict[str, str] = {}
+    for entry in tree.split(b"\0"):
+        if not entry:
+            continue
+        info, _, path = entry.partition(b"\t")
+        mode, kind, object_id = info.decode().split(" ")
+        if kind == "blob" and mode in ("100644", "100755"):
+            blobs[path.decode("utf-8", "surrogateescape").removeprefix(relative + "/")] = object_id
     files: dict[str, bytes] = {conventions.MANIFEST_FILE: manifest}
-    prefix = relative + "/"
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        for member in tar.getmembers():
-            path = member.name.removeprefix(prefix)
-            if member.isfile() and member.name.startswith(prefix) and path in listed:
-                handle = tar.extractfile(member)
-                if handle is not None:
-                    files[path] = handle.read()
+    missing = []
+    for path in listed:
+        if path not in blobs:
+            return None
+        content = (known or {}).get(path)
+        if content is not None and _blob_id(content, len(blobs[path])) == blobs[path]:
+            files[path] = content
+        else:
+            missing.append(path)
+    if missing:
+        request = "".join(f"{blobs[path]}\n" for path in missing).encode()
+        result = subprocess.run(["git", "-C", str(top), "cat-file", "--batch"], input=request, capture_output=True,
+                                check=False)
+        if result.returncode != 0:
+            return None
+        stream, offset = result.stdout, 0
+        for path in missing:
+            end = stream.index(b"\n", offset)
+            header = stream[offset:end].split(b" ")
+            if len(header) != 3 or header[1] != b"blob":
+                return None
+            size = int(header[2])
+            files[path] = stream[end + 1:end + 1 + size]
+            offset = end + 1 + size + 1
     for path, digest in listed.items():
-        if path not in files or digest != "sha256:" + hashlib.sha256(files[path]).hexdigest():
+        if digest != "sha256:" + hashlib.sha256(files[path]).hexdigest():
             return None
     return dict(sorted(files.items()))

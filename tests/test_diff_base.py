@@ -139,3 +139,23 @@ def test_an_output_folder_outside_the_commit_or_no_specs_at_all(example_copy: Pa
     assert source == "compiled" and files == api.build(specs).files
     assert api.files_at_revision(specs, tmp_path / "elsewhere", "HEAD")[1] == "compiled"
     assert api.files_at_revision(specs, output, "empty") == ({}, "absent")
+
+
+def test_specs_with_a_symbolic_link_are_read_from_a_checkout(example_copy: Path) -> None:
+    """A link is followed by the loader; git's archive only knows it as a link, so the base is checked out."""
+    from llmops_compiler import plan
+
+    specs, output = example_copy / "specs", example_copy / "generated"
+    (specs / "extra").mkdir()
+    (specs / "extra/refunds.txt").write_text(
+        "apiVersion: llmops.dev/v1alpha1\nkind: Tool\nmetadata: {name: refund-status}\nspec:\n"
+        "  description: Where a refund stands.\n  kind: rest\n  endpoint: https://refunds.example.com/status\n"
+        "  parameters: {type: object, properties: {order: {type: string}}, required: [order]}\n")
+    (specs / "tools/refunds.yaml").symlink_to("../extra/refunds.txt")
+    api.compile_project(specs, output)
+    repo = _repository(example_copy)
+    assert plan.spec_inputs_at_revision(specs, "HEAD") == "extract"
+    files, source = api.files_at_revision(specs, output, "HEAD")
+    assert source == "committed" and any(b"refund-status" in content for content in files.values())
+    assert files == api.build(specs).files
+    assert repo == example_copy
