@@ -260,7 +260,7 @@ def lower(graph: ProjectGraph, targets: _TargetCache | None = None) -> list[Reso
     return resources
 
 
-LOWERED = "lowered"  # per specs folder, per target and environment: the kinds it read and what it built
+LOWERED = "lowered"  # per specs folder and target and environment: the kinds it read and what it built
 ALL_KINDS = "*"  # read: a target listed the kinds themselves
 
 
@@ -347,8 +347,10 @@ class _TargetCache:
     simply run every time."""
 
     file_keys: Mapping[str, bytes]
-    previous: Mapping[str, Any]
-    current: dict[str, tuple[tuple[str, ...], bytes, list[Piece]]] = field(default_factory=dict)
+    cache: Cache
+    scope: str
+    changed: dict[str, tuple[tuple[str, ...], bytes, list[Piece]]] = field(default_factory=dict)
+    """Entries to store: built in this compile (each target and environment has one entry per specs folder)."""
     fingerprints: dict[int, str] = field(default_factory=dict)
     """id(resource) → :func:`.emit.resource_fingerprint`, for every resource built or taken here."""
     taken: int = 0
@@ -371,8 +373,12 @@ class _TargetCache:
             digest.update(kind.encode() + b"\0" + self._kind_digest(view, kind))
         return digest.digest()
 
+    def store(self) -> None:
+        for identity, entry in self.changed.items():
+            self.cache.put_pickle(LOWERED, self.cache.key(LOWERED, self.scope, identity), entry)
+
     def _taken(self, identity: str, view: Any) -> list[Resource] | None:
-        entry = self.previous.get(identity)
+        entry = self.cache.get_pickle(LOWERED, self.cache.key(LOWERED, self.scope, identity))
         if not (isinstance(entry, tuple) and len(entry) == 3 and isinstance(entry[0], tuple)
                 and all(isinstance(kind, str) for kind in entry[0]) and isinstance(entry[2], list)
                 and all(isinstance(piece, tuple) and len(piece) == 6 and all(isinstance(part, str)
@@ -387,7 +393,6 @@ class _TargetCache:
             resource = stored(path, source, kind, name, piece)  # type: ignore[call-arg]
             self.fingerprints[id(resource)] = fingerprint
             resources.append(resource)
-        self.current[identity] = entry
         self.taken += 1
         return resources
 
@@ -411,7 +416,7 @@ class _TargetCache:
             self.fingerprints[id(resource)] = fingerprint
             pieces.append((resource.path, resource.source, resource.kind, resource.name, fingerprint, piece))
         read = tuple(sorted(reads))
-        self.current[identity] = (read, self._inputs_digest(identity, view, read), pieces)
+        self.changed[identity] = (read, self._inputs_digest(identity, view, read), pieces)
         return built
 
 
@@ -440,8 +445,7 @@ def build(
     project = _scope(scope or specs_dir)
     targets = None
     if cache is not None:
-        previous = cache.get_pickle(LOWERED, cache.key(LOWERED, project))
-        targets = _TargetCache(loaded.file_keys, previous if isinstance(previous, dict) else {})
+        targets = _TargetCache(loaded.file_keys, cache, project)
     resources = lower(graph, targets)
     positions = {spec.source: spec.position for view in graph.environments
                  for specs in view.specs.values() for spec in specs.values()}
@@ -462,8 +466,8 @@ def build(
     if cache is not None and reuse is not None and targets is not None:
         if remember and reuse.learned != reuse.known:
             cache.put_pickle(RENDERS, cache.key(RENDERS, project), reuse.learned)
-        if remember and targets.current != targets.previous:
-            cache.put_pickle(LOWERED, cache.key(LOWERED, project), targets.current)
+        if remember:
+            targets.store()
         if not strict:
             record = ({path: hashlib.sha256(content).hexdigest() for path, content in files.items()},
                       environments, len(resources))
