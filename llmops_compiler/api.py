@@ -9,30 +9,40 @@ cache already holds costs no more than reading the specs and the output folder.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import difflib
-import functools
+import gc
 import hashlib
-import marshal
 import os
 import pickle
-from collections.abc import Callable, Iterator, Mapping
+import select
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from . import emit
 from .diagnostics import CompileError, Diagnostic, sorted_unique
 from .load import SpecInputs, read_spec_inputs
 
 if TYPE_CHECKING:
-    from .cache import Cache
+    from .cache import Cache, TargetCache
     from .resolve import ProjectGraph
     from .targets import Resource
     from .validate import InvalidSpec, SpecObject
 
 # Loader findings after which a file contributes no documents at all (syntax error, unreadable, too large).
 UNREADABLE_FILE_CODES = frozenset({"LLM001", "LLM007", "LLM008"})
+JOBS_ENV = "LLMOPS_JOBS"
+MAX_JOBS = 4
+PARALLEL_SPECS = 200
+"""Below this many spec files, forking costs more than it saves (measured by benchmarks/compile_scale.py)."""
+CHILD_PATIENCE = (30.0, 10.0)
+"""A forked child is waited for at least this many seconds, or this many times what this process took for its
+own share; then its share is computed here."""
 
 
 @dataclass(frozen=True)
@@ -130,39 +140,67 @@ def _units_pack(cache: Cache | None, scope: str) -> dict[bytes, tuple[bytes, byt
             and len(value) == 2 and isinstance(value[0], bytes) and isinstance(value[1], bytes)}
 
 
-def _load_and_validate(inputs: SpecInputs, cache: Cache | None, scope: str, remember: bool = True) -> _Loaded:
-    """Every spec file parsed and each document validated: from the cache for a file whose name and bytes it
-    holds, computed otherwise. The cache keeps, per ``scope`` (a specs folder), one pack of the units of its
-    latest run (so its size follows the project's), rewritten when ``remember`` and a unit was computed."""
-    from .load import file_digest, parse_spec_bytes, specs_digest
+def _compute_unit(display: str, content: bytes) -> Unit:
+    from .load import file_digest, parse_spec_bytes
     from .validate import validate_document
 
+    documents, file_problems = parse_spec_bytes(content, display)
+    return (file_problems, file_digest(display, documents, file_problems),
+            [validate_document(document) for document in documents])
+
+
+def _load_and_validate(inputs: SpecInputs, cache: Cache | None, scope: str, remember: bool = True) -> _Loaded:
+    """Every spec file parsed and each document validated: from the cache for a file whose name and bytes it
+    holds, computed otherwise (in several processes when there are many, see :func:`_jobs`). The cache keeps,
+    per ``scope`` (a specs folder), one pack of the units of its latest run (so its size follows the
+    project's), rewritten when ``remember`` and a unit was computed."""
+    from .load import specs_digest
+
     pack = _units_pack(cache, scope)
+    readable = [item for item in inputs.files if not isinstance(item.content, Diagnostic)]
+    keys = [_unit_key(item.display, cast(bytes, item.content)) for item in readable]
+    units: dict[bytes, Unit] = {}
+    for key in keys:
+        if key in pack:
+            with contextlib.suppress(Exception):  # a unit that does not load is computed again
+                unit = _unit(pickle.loads(pack[key][1]))
+                if unit is not None:
+                    units[key] = unit
+    from_pack = set(units)
+    missing = [index for index, key in enumerate(keys) if key not in units]
+    jobs = _jobs(len(inputs.files))
+    if jobs > 1 and len(missing) >= 2 * jobs:
+        def work(share: list[int], here: bool) -> list[tuple[int, Any]]:
+            computed = [(index, _compute_unit(readable[index].display, cast(bytes, readable[index].content)))
+                        for index in share]
+            if here:
+                return computed
+            return [(index, pickle.dumps(unit, protocol=pickle.HIGHEST_PROTOCOL)) for index, unit in computed]
+
+        for share in _forked([missing[offset::jobs] for offset in range(jobs)], work):
+            for index, unit in share:
+                units[keys[index]] = pickle.loads(unit) if isinstance(unit, bytes) else unit
     kept: dict[bytes, tuple[bytes, bytes]] = {}
     objects: list[SpecObject | InvalidSpec] = []
     problems: list[Diagnostic] = []
     digests: list[bytes] = []
     unreadable: list[Diagnostic] = []
     file_keys: dict[str, bytes] = {}
+    readable_keys = dict(zip((id(item) for item in readable), keys, strict=True))
     for item in inputs.files:
         if isinstance(item.content, Diagnostic):
             problems.append(item.content)
             unreadable.append(item.content)
             continue
-        unit_key = file_keys[item.display] = _unit_key(item.display, item.content)
-        unit = None
-        if unit_key in pack:
-            with contextlib.suppress(Exception):  # a unit that does not load is computed again
-                unit = _unit(pickle.loads(pack[unit_key][1]))
+        unit_key = file_keys[item.display] = readable_keys[id(item)]
+        unit = units.get(unit_key)
         if unit is None:
-            documents, file_problems = parse_spec_bytes(item.content, item.display)
-            unit = (file_problems, file_digest(item.display, documents, file_problems),
-                    [validate_document(document) for document in documents])
-            if cache is not None:
-                with contextlib.suppress(Exception):  # a unit that cannot be pickled is computed every time
-                    kept[unit_key] = (unit[1], pickle.dumps(unit, protocol=pickle.HIGHEST_PROTOCOL))
-        else:
+            unit = units[unit_key] = _compute_unit(item.display, item.content)
+        if unit_key in from_pack:
             kept[unit_key] = pack[unit_key]
+        elif cache is not None and unit_key not in kept:
+            with contextlib.suppress(Exception):  # a unit that cannot be pickled is computed every time
+                kept[unit_key] = (unit[1], pickle.dumps(unit, protocol=pickle.HIGHEST_PROTOCOL))
         problems.extend(unit[0])
         digests.append(unit[1])
         for spec_object, document_problems in unit[2]:
@@ -245,179 +283,174 @@ def validate(specs_dir: Path, cache: Cache | None = None) -> list[Diagnostic]:
     return resolve_specs(specs_dir)[1]
 
 
-def lower(graph: ProjectGraph, targets: _TargetCache | None = None) -> list[Resource]:
-    """Every resource of every target, environment by environment, then the project's; with ``targets``, an
-    environment target whose inputs are as in the previous compile is not run again (see :class:`_TargetCache`)."""
-    from .targets import ENVIRONMENT_TARGETS, PROJECT_TARGETS
-
-    resources: list[Resource] = []
-    for view in graph.environments:
-        for environment_target in ENVIRONMENT_TARGETS:
-            resources.extend(targets.run(environment_target, view) if targets else environment_target(view))
-    environment_resources = list(resources)
-    for project_target in PROJECT_TARGETS:
-        resources.extend(project_target(graph, environment_resources))
-    return resources
-
-
-LOWERED = "lowered"  # per specs folder and target and environment: the kinds it read and what it built
-ALL_KINDS = "*"  # read: a target listed the kinds themselves
-
-
-class _KindReads(Mapping[str, Any]):
-    """An environment's specs by kind (``EnvironmentView.specs``) that notes every kind a target reads; listing
-    the kinds (iterating, counting) is noted as reading all of them."""
-
-    def __init__(self, specs: Mapping[str, Any], reads: set[str]) -> None:
-        self.specs = specs
-        self.reads = reads
-
-    def __getitem__(self, kind: str) -> Any:
-        self.reads.add(kind)
-        return self.specs[kind]
-
-    def get(self, kind: str, default: Any = None) -> Any:
-        self.reads.add(kind)
-        return self.specs.get(kind, default)
-
-    def __contains__(self, kind: object) -> bool:
-        self.reads.add(str(kind))
-        return kind in self.specs
-
-    def __iter__(self) -> Iterator[str]:
-        self.reads.add(ALL_KINDS)
-        return iter(self.specs)
-
-    def __len__(self) -> int:
-        self.reads.add(ALL_KINDS)
-        return len(self.specs)
-
-
-@functools.cache
-def _stored_resource() -> type[Resource]:
-    """The class of resources taken from the cache (defined on first use: it needs the targets' base class)."""
-    from .targets.base import Resource
-
-    class StoredResource(Resource):
-        """A resource as an earlier compile built it: path, source, kind, name and fingerprint at hand, and the
-        body decoded from its marshalled form only when something reads it. ``prechecked``: it passed the
-        checks :func:`.emit.render_files` makes of a body when it was built."""
-
-        prechecked = True
-
-        def __init__(self, path: str, source: str, kind: str, name: str, piece: bytes) -> None:
-            for attribute, value in (("path", path), ("source", source), ("_kind", kind), ("_name", name),
-                                     ("_piece", piece)):
-                object.__setattr__(self, attribute, value)
-
-        @property
-        def body(self) -> dict[str, Any]:
-            body = self.__dict__.get("_body")
-            if body is None:
-                body = marshal.loads(self.__dict__["_piece"])[1]
-                object.__setattr__(self, "_body", body)
-            return cast(dict[str, Any], body)
-
-        @property
-        def kind(self) -> str:
-            return cast(str, self.__dict__["_kind"])
-
-        @property
-        def name(self) -> str:
-            return cast(str, self.__dict__["_name"])
-
-    return StoredResource
-
-
-Piece = tuple[str, str, str, str, str, bytes]
-"""A resource in the cache: path, source, kind, name, fingerprint, marshalled (source, body)."""
+def lower(graph: ProjectGraph) -> list[Resource]:
+    """Every resource of every target: each environment's, then the project's."""
+    return _lower(graph, None, 1, {}).resources
 
 
 @dataclass
-class _TargetCache:
-    """Environment targets run only when what they read changed.
+class _Lowered:
+    resources: list[Resource]
+    rendered: list[tuple[str, str, bytes]] = field(default_factory=list)
+    """(fingerprint, sha256, bytes) of resources already serialised (by a forked process)."""
+    problems: list[Diagnostic] = field(default_factory=list)
+    """What :func:`.emit.body_problems` found in resources checked as they were built."""
 
-    A target is a pure function of its environment view. When it runs, it runs on a view that notes which kinds
-    of spec it reads (:class:`_KindReads`); what it built is kept with those kinds and a digest of its inputs:
-    the target, the environment, the Project's file (which also defines the environment) and, for each kind it
-    read, the name and file (name and bytes) of every spec of that kind. Next time, when that digest is the same,
-    everything the target read is the same, so it would read the same and build the same: its resources are
-    taken as built, and decoded only if something reads their bodies (a resource whose bytes the output folder
-    has is never decoded). A target that fails on the noting view, or builds a value ``marshal`` refuses, is
-    simply run every time."""
 
-    file_keys: Mapping[str, bytes]
-    cache: Cache
-    scope: str
-    changed: dict[str, tuple[tuple[str, ...], bytes, list[Piece]]] = field(default_factory=dict)
-    """Entries to store: built in this compile (each target and environment has one entry per specs folder)."""
-    fingerprints: dict[int, str] = field(default_factory=dict)
-    """id(resource) → :func:`.emit.resource_fingerprint`, for every resource built or taken here."""
-    taken: int = 0
+def _lower(graph: ProjectGraph, targets: TargetCache | None, jobs: int, positions: Mapping[str, Any]) -> _Lowered:
+    """:func:`lower`; with ``targets``, environment targets whose inputs did not change are not run again (see
+    :class:`.cache.TargetCache`), and with ``jobs`` > 1 the others run in that many processes (forked: each
+    hands back its targets' entries, the bytes they serialise to and the problems of their bodies)."""
+    from .targets import ENVIRONMENT_TARGETS, PROJECT_TARGETS
 
-    def _kind_digest(self, view: Any, kind: str) -> bytes:
-        specs = view.specs.get(kind)
-        if specs is None:
-            return b"absent"
-        digest = hashlib.sha256()
-        for name in sorted(specs):
-            digest.update(name.encode() + b"\0" + self.file_keys.get(specs[name].file, b"?"))
-        return digest.digest()
+    tasks = [(view, target) for view in graph.environments for target in ENVIRONMENT_TARGETS]
+    slots: list[list[Resource] | None] = [None] * len(tasks)
+    lowered = _Lowered([])
+    if targets is None:
+        slots = [target(view) for view, target in tasks]
+    else:
+        for index, (view, target) in enumerate(tasks):
+            slots[index] = targets.taken(target, view)
+        pending = [index for index, slot in enumerate(slots) if slot is None]
+        if jobs > 1 and len(pending) >= 2 * jobs:
+            _lower_forked(tasks, pending, slots, targets, jobs, positions, lowered)
+        for index in pending:
+            if slots[index] is None:
+                view, target = tasks[index]
+                slots[index] = targets.run(target, view)
+    for slot in slots:
+        lowered.resources.extend(slot or [])
+    environment_resources = list(lowered.resources)
+    for project_target in PROJECT_TARGETS:
+        lowered.resources.extend(project_target(graph, environment_resources))
+    return lowered
 
-    def _inputs_digest(self, identity: str, view: Any, reads: tuple[str, ...]) -> bytes:
-        digest = hashlib.sha256(identity.encode() + b"\0" + self.file_keys.get(view.project.file, b"?"))
-        kinds = sorted(view.specs) if ALL_KINDS in reads else [kind for kind in reads if kind != ALL_KINDS]
-        if ALL_KINDS in reads:
-            digest.update(b"all:" + ",".join(kinds).encode())
-        for kind in kinds:
-            digest.update(kind.encode() + b"\0" + self._kind_digest(view, kind))
-        return digest.digest()
 
-    def store(self) -> None:
-        for identity, entry in self.changed.items():
-            self.cache.put_pickle(LOWERED, self.cache.key(LOWERED, self.scope, identity), entry)
+def _lower_forked(tasks: list[tuple[Any, Any]], pending: list[int], slots: list[list[Resource] | None],
+                  targets: TargetCache, jobs: int, positions: Mapping[str, Any], lowered: _Lowered) -> None:
+    """Run the ``pending`` tasks in ``jobs`` processes, filling ``slots``; a task a process could not hand back
+    stays empty (the caller runs it)."""
+    from .targets.base import Resource
 
-    def _taken(self, identity: str, view: Any) -> list[Resource] | None:
-        entry = self.cache.get_pickle(LOWERED, self.cache.key(LOWERED, self.scope, identity))
-        if not (isinstance(entry, tuple) and len(entry) == 3 and isinstance(entry[0], tuple)
-                and all(isinstance(kind, str) for kind in entry[0]) and isinstance(entry[2], list)
-                and all(isinstance(piece, tuple) and len(piece) == 6 and all(isinstance(part, str)
-                        for part in piece[:5]) and isinstance(piece[5], bytes) for piece in entry[2])):
-            return None
-        reads, digest, pieces = entry
-        if digest != self._inputs_digest(identity, view, reads):
-            return None
-        stored = _stored_resource()
-        resources = []
-        for path, source, kind, name, fingerprint, piece in pieces:
-            resource = stored(path, source, kind, name, piece)  # type: ignore[call-arg]
-            self.fingerprints[id(resource)] = fingerprint
-            resources.append(resource)
-        self.taken += 1
-        return resources
+    Done = tuple[int, Any, list[tuple[str, str, bytes]], list[Diagnostic], list[Resource] | None]
 
-    def run(self, target: Callable[[Any], list[Resource]], view: Any) -> list[Resource]:
-        identity = f"{target.__module__}.{target.__qualname__}@{view.name}"
-        taken = self._taken(identity, view)
-        if taken is not None:
-            return taken
-        reads: set[str] = set()
-        try:
-            built = target(dataclasses.replace(view, specs=_KindReads(view.specs, reads)))
-        except Exception:  # the target needs more than the noting view gives: run it as it is, every time
-            return target(view)
-        pieces: list[Piece] = []
-        for resource in built:
+    def work(share: list[int], here: bool) -> list[Done]:
+        done: list[Done] = []
+        for index in share:
+            view, target = tasks[index]
+            built, entry = targets.build(target, view)
+            if entry is None:  # cannot be handed over: built here, or again by the caller
+                done.append((index, None, [], [], built if here else None))
+                continue
+            rendered = []
+            for resource, piece in zip(built, entry[2], strict=True):
+                content = emit.render_resource(resource)
+                rendered.append((piece[4], hashlib.sha256(content).hexdigest(), content))
+            problems = [problem for resource in built for problem in emit.body_problems(resource, positions)]
+            done.append((index, entry, rendered, problems, built if here else None))
+        return done
+
+    shares = [pending[offset::jobs] for offset in range(jobs)]
+    for share in _forked(shares, work):
+        for index, entry, rendered, problems, built in share:
+            view, target = tasks[index]
+            if entry is None:
+                slots[index] = built
+                continue
+            targets.changed[targets.identity(target, view)] = entry
+            slots[index] = targets.resources(entry[2], [resource.body for resource in built] if built else None)
+            lowered.rendered.extend(rendered)
+            lowered.problems.extend(problems)
+
+
+T = TypeVar("T")
+
+
+def _forked(shares: list[list[int]], work: Callable[[list[int], bool], list[T]]) -> list[list[T]]:
+    """``work(share, here)`` for every share: the first in this process (``here`` True), each other in a forked
+    child that pickles its result back through a pipe. A child that fails, cannot be forked, or takes far longer
+    than this process took for its own share (``CHILD_PATIENCE``) leaves its share to this process, so the
+    result never depends on the children."""
+    children: list[tuple[int, int, list[int]]] = []
+    gc.freeze()  # the children share the parent's objects untouched (no copy for the collector's sake)
+    try:
+        for share in shares[1:]:
             try:
-                piece = marshal.dumps((resource.source, resource.body), 2)
-            except ValueError:
-                return built
-            fingerprint = hashlib.sha256(piece).hexdigest()
-            self.fingerprints[id(resource)] = fingerprint
-            pieces.append((resource.path, resource.source, resource.kind, resource.name, fingerprint, piece))
-        read = tuple(sorted(reads))
-        self.changed[identity] = (read, self._inputs_digest(identity, view, read), pieces)
-        return built
+                read, write = os.pipe()
+            except OSError:
+                children.append((-1, -1, share))
+                continue
+            try:
+                pid = os.fork()
+            except OSError:
+                os.close(read)
+                os.close(write)
+                children.append((-1, -1, share))
+                continue
+            if pid == 0:  # the child: compute, hand back, leave without running the parent's cleanup
+                os.close(read)
+                try:
+                    data = pickle.dumps(work(share, False), protocol=pickle.HIGHEST_PROTOCOL)
+                except BaseException:
+                    data = b""
+                with contextlib.suppress(BaseException), os.fdopen(write, "wb") as handle:
+                    handle.write(data)
+                os._exit(0)
+            os.close(write)
+            children.append((pid, read, share))
+        start = time.monotonic()
+        results = [work(shares[0], True)]
+        deadline = time.monotonic() + max(CHILD_PATIENCE[0], CHILD_PATIENCE[1] * (time.monotonic() - start))
+        for index, (pid, read, share) in enumerate(children):
+            value: list[T] | None = None
+            if pid > 0:
+                handed = _read_until(read, deadline)
+                os.close(read)
+                if handed is None:  # too slow: stopped, and its share computed here
+                    os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                children[index] = (0, -1, share)
+                with contextlib.suppress(Exception):
+                    value = pickle.loads(handed) if handed else None
+            results.append(value if value is not None else work(share, True))
+        return results
+    finally:
+        gc.unfreeze()
+        for pid, _, _ in children:
+            if pid > 0:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+
+
+def _read_until(descriptor: int, deadline: float) -> bytes | None:
+    """Everything a pipe carries until it closes, or None when ``deadline`` (monotonic) passes first."""
+    chunks: list[bytes] = []
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([descriptor], [], [], remaining)[0]:
+            return None
+        chunk = os.read(descriptor, 1 << 20)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def _jobs(specs: int) -> int:
+    """Processes to compile with: ``$LLMOPS_JOBS`` (1: none forked), else the cores this process may use (at most
+    ``MAX_JOBS``) when there are at least ``PARALLEL_SPECS`` spec files. Always 1 where processes are not forked
+    (not Linux) and in a process with threads (a lock another thread held would stay locked in the child)."""
+    if sys.platform != "linux" or not hasattr(os, "fork") or threading.active_count() > 1:
+        return 1
+    setting = os.environ.get(JOBS_ENV, "").strip()
+    if setting:
+        try:
+            return max(1, int(setting))
+        except ValueError:
+            return 1
+    if specs < PARALLEL_SPECS:
+        return 1
+    return max(1, min(len(os.sched_getaffinity(0)), MAX_JOBS))
 
 
 def _scope(specs_dir: Path) -> str:
@@ -443,20 +476,28 @@ def build(
         raise CompileError(problems)
     digest = loaded.digest
     project = _scope(scope or specs_dir)
-    targets = None
-    if cache is not None:
-        targets = _TargetCache(loaded.file_keys, cache, project)
-    resources = lower(graph, targets)
+    from .cache import TargetCache
+
+    jobs = _jobs(len(inputs.files))
+    targets = TargetCache(loaded.file_keys, cache, project) if cache is not None or jobs > 1 else None
     positions = {spec.source: spec.position for view in graph.environments
                  for specs in view.specs.values() for spec in specs.values()}
+    lowered = _lower(graph, targets, jobs, positions)
+    resources = lowered.resources
     reuse = None
-    if cache is not None and targets is not None:
-        known = cache.get_pickle(RENDERS, cache.key(RENDERS, project))
+    known: Any = {}
+    if targets is not None:
+        if cache is not None:
+            known = cache.get_pickle(RENDERS, cache.key(RENDERS, project))
+            known = known if isinstance(known, dict) else {}
         available = {hashlib.sha256(content).hexdigest(): content for content in (reuse_from or {}).values()}
-        reuse = emit.RenderReuse(known if isinstance(known, dict) else {}, available,
-                                 fingerprints=targets.fingerprints)
+        reuse = emit.RenderReuse(dict(known), available, fingerprints=targets.fingerprints)
+        for fingerprint, sha, content in lowered.rendered:
+            reuse.known[fingerprint] = sha
+            reuse.available[sha] = content
     environments = [view.name for view in graph.environments]
     files, emit_problems = emit.render_files(resources, environments, positions, digest, reuse)
+    emit_problems += lowered.problems
     if strict:
         from .strict import strict_diagnostics
 
@@ -464,7 +505,7 @@ def build(
     if emit_problems:
         raise CompileError(emit_problems)
     if cache is not None and reuse is not None and targets is not None:
-        if remember and reuse.learned != reuse.known:
+        if remember and reuse.learned != known:
             cache.put_pickle(RENDERS, cache.key(RENDERS, project), reuse.learned)
         if remember:
             targets.store()

@@ -3,11 +3,13 @@
 What is kept, each under a key that names every input it depends on:
 
 - per spec file (its name and bytes): the parsed documents, their validation results and diagnostics;
-- per specs folder state (the digest of every spec file, see :meth:`.load.SpecInputs.content_digest`): the sha256 of
-  every file a successful compile produced and its warnings, so that `check`, `validate` and an up-to-date
-  `compile` answer without loading a spec;
-- per output folder: the sha256 of the bytes each resource rendered to (keyed by a fingerprint of the resource),
-  so that a resource built again as it was is taken from the output folder instead of serialised again.
+- per state of the specs folder (:meth:`.load.SpecInputs.content_digest`): the sha256 of every file a
+  successful compile produced, and its warnings, so that `check`, `validate` and an up-to-date `compile`
+  answer without loading a spec;
+- per environment target: the kinds of spec it read and the resources it built (:class:`TargetCache`), so
+  that a target runs again only when something it read changed;
+- per specs folder: the sha256 of the bytes each resource rendered to (keyed by a fingerprint of the
+  resource), so that a resource built again as it was is taken from the output folder, not serialised again.
 
 Every key includes the compiler's fingerprint: its version, the bytes of its own source files, the Python
 version and the installed versions of the libraries whose behaviour reaches the output, so an upgrade or a
@@ -24,18 +26,23 @@ repository by default, so a checkout can never supply entries.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import importlib.util
 import json
+import marshal
 import os
 import pickle
 import stat
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from .targets.base import Resource
 
 CACHE_DIR_ENV = "LLMOPS_CACHE_DIR"
 FORMAT = "v1"
@@ -252,3 +259,187 @@ class Cache:
 def files_digests(files: Mapping[str, bytes]) -> dict[str, str]:
     """Path → hex sha256 of the bytes."""
     return {path: hashlib.sha256(content).hexdigest() for path, content in files.items()}
+
+
+# --- environment targets ---------------------------------------------------------------------------
+
+TARGETS = "targets"  # per specs folder, target and environment: the kinds it read and what it built
+ALL_KINDS = "*"  # read: a target listed the kinds themselves
+
+
+class KindReads(Mapping[str, Any]):
+    """An environment's specs by kind (``EnvironmentView.specs``) that notes every kind a target reads; listing
+    the kinds (iterating, counting) is noted as reading all of them."""
+
+    def __init__(self, specs: Mapping[str, Any], reads: set[str]) -> None:
+        self.specs = specs
+        self.reads = reads
+
+    def __getitem__(self, kind: str) -> Any:
+        self.reads.add(kind)
+        return self.specs[kind]
+
+    def get(self, kind: str, default: Any = None) -> Any:
+        self.reads.add(kind)
+        return self.specs.get(kind, default)
+
+    def __contains__(self, kind: object) -> bool:
+        self.reads.add(str(kind))
+        return kind in self.specs
+
+    def __iter__(self) -> Iterator[str]:
+        self.reads.add(ALL_KINDS)
+        return iter(self.specs)
+
+    def __len__(self) -> int:
+        self.reads.add(ALL_KINDS)
+        return len(self.specs)
+
+
+@functools.cache
+def stored_resource() -> type[Resource]:
+    """The class of resources rebuilt from their marshalled form (defined on first use: it needs the targets'
+    base class, which a cache that answers alone never loads)."""
+    from .targets.base import Resource
+
+    class StoredResource(Resource):
+        """A resource as a target built it: path, source, kind and name at hand, and the body decoded from its
+        marshalled form only when something reads it. ``prechecked``: :func:`.emit.body_problems` was run on
+        it when it was built (and found nothing, or its findings were reported then)."""
+
+        prechecked = True
+
+        def __init__(self, path: str, source: str, kind: str, name: str, piece: bytes,
+                     body: dict[str, Any] | None = None) -> None:
+            for attribute, value in (("path", path), ("source", source), ("_kind", kind), ("_name", name),
+                                     ("_piece", piece), ("_body", body)):
+                object.__setattr__(self, attribute, value)
+
+        @property
+        def body(self) -> dict[str, Any]:
+            body = self.__dict__.get("_body")
+            if body is None:
+                body = marshal.loads(self.__dict__["_piece"])[1]
+                object.__setattr__(self, "_body", body)
+            return cast(dict[str, Any], body)
+
+        @property
+        def kind(self) -> str:
+            return cast(str, self.__dict__["_kind"])
+
+        @property
+        def name(self) -> str:
+            return cast(str, self.__dict__["_name"])
+
+    return StoredResource
+
+
+Piece = tuple[str, str, str, str, str, bytes]
+"""A resource as kept: path, source, kind, name, fingerprint (see :func:`.emit.resource_fingerprint`), and the
+marshalled (source, body)."""
+Entry = tuple[tuple[str, ...], bytes, list[Piece]]
+"""What a target built: the kinds it read, the digest of its inputs, its resources."""
+
+
+class TargetCache:
+    """Environment targets run only when what they read changed.
+
+    A target is a pure function of its environment view. It runs on a view that notes which kinds of spec it
+    reads (:class:`KindReads`); what it built is kept with those kinds and a digest of its inputs: the target,
+    the environment, the Project's file (which also defines the environment) and, for each kind it read, the
+    name and file (name and bytes) of every spec of that kind. Next time, when that digest is the same,
+    everything the target read is the same, so it would read the same and build the same: its resources are
+    taken as built, and decoded only if something reads their bodies (a resource whose bytes the output folder
+    has is never decoded). A target that fails on the noting view, or builds a value ``marshal`` refuses, is
+    simply run every time. Without a ``cache``, nothing is taken or stored, but what targets build still comes
+    as entries (which is how forked processes hand it back)."""
+
+    def __init__(self, file_keys: Mapping[str, bytes], cache: Cache | None, scope: str) -> None:
+        self.file_keys = file_keys
+        self.cache = cache
+        self.scope = scope
+        self.changed: dict[str, Entry] = {}
+        """Entries to store: built in this compile (each target and environment has one entry per scope)."""
+        self.fingerprints: dict[int, str] = {}
+        """id(resource) → fingerprint, for every resource built or taken here."""
+
+    @staticmethod
+    def identity(target: Callable[..., Any], view: Any) -> str:
+        return f"{target.__module__}.{target.__qualname__}@{view.name}"
+
+    def _kind_digest(self, view: Any, kind: str) -> bytes:
+        specs = view.specs.get(kind)
+        if specs is None:
+            return b"absent"
+        digest = hashlib.sha256()
+        for name in sorted(specs):
+            digest.update(name.encode() + b"\0" + self.file_keys.get(specs[name].file, b"?"))
+        return digest.digest()
+
+    def _inputs_digest(self, identity: str, view: Any, reads: tuple[str, ...]) -> bytes:
+        digest = hashlib.sha256(identity.encode() + b"\0" + self.file_keys.get(view.project.file, b"?"))
+        kinds = sorted(view.specs) if ALL_KINDS in reads else [kind for kind in reads if kind != ALL_KINDS]
+        if ALL_KINDS in reads:
+            digest.update(b"all:" + ",".join(kinds).encode())
+        for kind in kinds:
+            digest.update(kind.encode() + b"\0" + self._kind_digest(view, kind))
+        return digest.digest()
+
+    def taken(self, target: Callable[..., Any], view: Any) -> list[Resource] | None:
+        """The target's resources as kept, when what it read is unchanged; None otherwise."""
+        if self.cache is None:
+            return None
+        identity = self.identity(target, view)
+        entry = self.cache.get_pickle(TARGETS, self.cache.key(TARGETS, self.scope, identity))
+        if not (isinstance(entry, tuple) and len(entry) == 3 and isinstance(entry[0], tuple)
+                and all(isinstance(kind, str) for kind in entry[0]) and isinstance(entry[2], list)
+                and all(isinstance(piece, tuple) and len(piece) == 6 and all(isinstance(part, str)
+                        for part in piece[:5]) and isinstance(piece[5], bytes) for piece in entry[2])):
+            return None
+        if entry[1] != self._inputs_digest(identity, view, entry[0]):
+            return None
+        return self.resources(entry[2])
+
+    def resources(self, pieces: list[Piece], bodies: list[dict[str, Any]] | None = None) -> list[Resource]:
+        """Resources from their kept form (with their bodies when at hand)."""
+        stored = stored_resource()
+        resources = []
+        for index, (path, source, kind, name, fingerprint, piece) in enumerate(pieces):
+            resource = stored(path, source, kind, name, piece, bodies[index] if bodies else None)  # type: ignore[call-arg, arg-type]
+            self.fingerprints[id(resource)] = fingerprint
+            resources.append(resource)
+        return resources
+
+    def build(self, target: Callable[[Any], list[Resource]], view: Any) -> tuple[list[Resource], Entry | None]:
+        """Run the target on a noting view: its resources, and its entry (None when it cannot be kept)."""
+        reads: set[str] = set()
+        try:
+            built = target(dataclasses.replace(view, specs=KindReads(view.specs, reads)))
+        except Exception:  # the target needs more than the noting view gives: run it as it is
+            return target(view), None
+        pieces: list[Piece] = []
+        for resource in built:
+            try:
+                piece = marshal.dumps((resource.source, resource.body), 2)
+            except ValueError:
+                return built, None
+            fingerprint = hashlib.sha256(piece).hexdigest()
+            self.fingerprints[id(resource)] = fingerprint
+            pieces.append((resource.path, resource.source, resource.kind, resource.name, fingerprint, piece))
+        read = tuple(sorted(reads))
+        return built, (read, self._inputs_digest(self.identity(target, view), view, read), pieces)
+
+    def run(self, target: Callable[[Any], list[Resource]], view: Any) -> list[Resource]:
+        """The target's resources: as kept when nothing it read changed, built (and kept) otherwise."""
+        taken = self.taken(target, view)
+        if taken is not None:
+            return taken
+        built, entry = self.build(target, view)
+        if entry is not None:
+            self.changed[self.identity(target, view)] = entry
+        return built
+
+    def store(self) -> None:
+        if self.cache is not None:
+            for identity, entry in self.changed.items():
+                self.cache.put_pickle(TARGETS, self.cache.key(TARGETS, self.scope, identity), entry)

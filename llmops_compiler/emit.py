@@ -69,6 +69,13 @@ def _derived_label_problems(item: Resource, position: Position) -> list[Diagnost
     ]
 
 
+def body_problems(item: Resource, positions: Mapping[str, Position] | None = None) -> list[Diagnostic]:
+    """What :func:`render_files` finds in a resource's body (names a controller turns into label values), placed
+    at ``positions[item.source]``."""
+    position = (positions or {}).get(item.source) or Position(item.source.split(" ")[0])
+    return _derived_label_problems(item, position)
+
+
 class OutputConflict(Exception):
     """The output folder holds files the compiler would overwrite but does not own."""
 
@@ -149,8 +156,8 @@ class RenderReuse:
     taken only when its fingerprint is known and bytes of that hash are available; ``learned`` collects the
     fingerprint → sha256 of every resource of this compile, for the next one."""
 
-    known: Mapping[str, str] = field(default_factory=dict)
-    available: Mapping[str, bytes] = field(default_factory=dict)
+    known: dict[str, str] = field(default_factory=dict)
+    available: dict[str, bytes] = field(default_factory=dict)
     fingerprints: Mapping[int, str] = field(default_factory=dict)
     """Fingerprints already computed, by ``id`` of the resource."""
     learned: dict[str, str] = field(default_factory=dict)

@@ -219,7 +219,7 @@ def test_a_damaged_cache_is_ignored(example_copy: Path, tmp_path: Path) -> None:
     api.validate(specs, cache=store)
     entries = _entries(store.version_folder)
     assert {path.relative_to(store.version_folder).parts[0] for path in entries} == {
-        api.UNITS, api.CHECKED, api.BUILDS, api.RENDERS, api.LOWERED}
+        api.UNITS, api.CHECKED, api.BUILDS, api.RENDERS, cache.TARGETS}
     prompt = specs / "prompts/answer.yaml"
     prompt.write_text(prompt.read_text().replace("asks: {{ question }}", "writes: {{ question }}"))
     damages: list[Callable[[Path], None]] = [
@@ -343,3 +343,77 @@ def test_the_cli_uses_the_cache_folder_it_is_given_and_none_with_no_cache(
     monkeypatch.delenv(cache.CACHE_DIR_ENV)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert cache.default_folder() == tmp_path / "xdg" / "llmops-compiler"
+
+
+def _cli_compile(specs: Path, output: Path, jobs: int, cache_folder: Path | None) -> None:
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), "LLMOPS_JOBS": str(jobs)}
+    arguments = ["compile", str(specs), "-o", str(output)]
+    if cache_folder is None:
+        arguments.append("--no-cache")
+    else:
+        environment["LLMOPS_CACHE_DIR"] = str(cache_folder)
+    subprocess.run([sys.executable, "-m", "llmops_compiler.cli", *arguments], check=True, env=environment,
+                   capture_output=True)
+
+
+def test_compiling_in_several_processes_writes_the_same_bytes(example_copy: Path, tmp_path: Path) -> None:
+    """Forked processes validate spec files and run environment targets; the output is the same, with and
+    without the cache, and after an edit (a fresh single-threaded process per compile, as the CLI runs)."""
+    specs = example_copy / "specs"
+    for step in range(3):
+        if step == 2:
+            prompt = specs / "prompts/answer.yaml"
+            prompt.write_text(prompt.read_text().replace("asks: {{ question }}", "writes: {{ question }}"))
+        single, forked, cached = (tmp_path / f"{name}-{step}" for name in ("single", "forked", "cached"))
+        _cli_compile(specs, single, 1, None)
+        _cli_compile(specs, forked, 3, None)
+        _cli_compile(specs, tmp_path / "warm", 3, tmp_path / "cache")  # keeps the cache warm across steps
+        _cli_compile(specs, cached, 3, tmp_path / "cache")
+        assert _tree(single) == _tree(forked) == _tree(cached) == _tree(tmp_path / "warm"), step
+
+
+def test_a_forked_child_that_fails_or_hangs_leaves_its_share_to_the_parent(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    parent = os.getpid()
+
+    def identify(share: list[int], here: bool) -> list[tuple[int, int]]:
+        return [(index, os.getpid()) for index in share]
+
+    results = api._forked([[0, 2], [1, 3]], identify)
+    assert results[0] == [(0, parent), (2, parent)]
+    assert [index for index, _ in results[1]] == [1, 3] and all(pid != parent for _, pid in results[1])
+
+    def fails_away(share: list[int], here: bool) -> list[tuple[int, int]]:
+        if not here:
+            raise RuntimeError("child failed")
+        return identify(share, here)
+
+    assert api._forked([[0], [1]], fails_away) == [[(0, parent)], [(1, parent)]]
+
+    def hangs_away(share: list[int], here: bool) -> list[tuple[int, int]]:
+        if not here:
+            time.sleep(60)
+        return identify(share, here)
+
+    monkeypatch.setattr(api, "CHILD_PATIENCE", (0.5, 1.0))
+    start = time.monotonic()
+    assert api._forked([[0], [1]], hangs_away) == [[(0, parent)], [(1, parent)]]
+    assert time.monotonic() - start < 10
+
+
+def test_jobs_follow_the_setting_and_the_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(api.JOBS_ENV, raising=False)
+    assert api._jobs(api.PARALLEL_SPECS - 1) == 1
+    expected = 1 if threading_count() > 1 else max(1, min(len(os.sched_getaffinity(0)), api.MAX_JOBS))
+    assert api._jobs(api.PARALLEL_SPECS) == expected
+    monkeypatch.setenv(api.JOBS_ENV, "1")
+    assert api._jobs(10_000) == 1
+    monkeypatch.setenv(api.JOBS_ENV, "not a number")
+    assert api._jobs(10_000) == 1
+
+
+def threading_count() -> int:
+    import threading
+
+    return threading.active_count()
