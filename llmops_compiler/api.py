@@ -177,7 +177,7 @@ def _load_and_validate(inputs: SpecInputs, cache: Cache | None, scope: str, reme
                 return computed
             return [(index, pickle.dumps(unit, protocol=pickle.HIGHEST_PROTOCOL)) for index, unit in computed]
 
-        for share in _forked([missing[offset::jobs] for offset in range(jobs)], work):
+        for share in _forked(_shares(missing, jobs, [None] * len(missing)), work):
             for index, unit in share:
                 units[keys[index]] = pickle.loads(unit) if isinstance(unit, bytes) else unit
     kept: dict[bytes, tuple[bytes, bytes]] = {}
@@ -303,7 +303,10 @@ def _lower(graph: ProjectGraph, targets: TargetCache | None, jobs: int, position
     hands back its targets' entries, the bytes they serialise to and the problems of their bodies)."""
     from .targets import ENVIRONMENT_TARGETS, PROJECT_TARGETS
 
-    tasks = [(view, target) for view in graph.environments for target in ENVIRONMENT_TARGETS]
+    # Target by target, each in every environment: shares dealt out in this order each get some of every target.
+    tasks = [(view, target) for target in ENVIRONMENT_TARGETS for view in graph.environments]
+    order = {(id(view), id(target)): index for index, (view, target) in enumerate(
+        (view, target) for view in graph.environments for target in ENVIRONMENT_TARGETS)}
     slots: list[list[Resource] | None] = [None] * len(tasks)
     lowered = _Lowered([])
     if targets is None:
@@ -318,8 +321,8 @@ def _lower(graph: ProjectGraph, targets: TargetCache | None, jobs: int, position
             if slots[index] is None:
                 view, target = tasks[index]
                 slots[index] = targets.run(target, view)
-    for slot in slots:
-        lowered.resources.extend(slot or [])
+    for index in sorted(range(len(tasks)), key=lambda index: order[id(tasks[index][0]), id(tasks[index][1])]):
+        lowered.resources.extend(slots[index] or [])  # environment by environment, as the targets are listed
     environment_resources = list(lowered.resources)
     for project_target in PROJECT_TARGETS:
         lowered.resources.extend(project_target(graph, environment_resources))
@@ -350,8 +353,8 @@ def _lower_forked(tasks: list[tuple[Any, Any]], pending: list[int], slots: list[
             done.append((index, entry, rendered, problems, built if here else None))
         return done
 
-    shares = [pending[offset::jobs] for offset in range(jobs)]
-    for share in _forked(shares, work):
+    for share in _forked(_shares(pending, jobs, [targets.seconds.get(targets.identity(tasks[index][1], tasks[index][0]))
+                                                 for index in pending]), work):
         for index, entry, rendered, problems, built in share:
             view, target = tasks[index]
             if entry is None:
@@ -364,6 +367,20 @@ def _lower_forked(tasks: list[tuple[Any, Any]], pending: list[int], slots: list[
 
 
 T = TypeVar("T")
+
+
+def _shares(tasks: list[int], jobs: int, seconds: list[float | None]) -> list[list[int]]:
+    """``tasks`` dealt out to ``jobs`` processes: by how long each took the last time when that is known for all
+    (longest first, each to the least loaded process), else in turn."""
+    if any(value is None for value in seconds):
+        return [tasks[offset::jobs] for offset in range(jobs)]
+    shares: list[list[int]] = [[] for _ in range(jobs)]
+    loads = [0.0] * jobs
+    for value, task in sorted(zip(seconds, tasks, strict=True), key=lambda item: -(item[0] or 0.0)):
+        lightest = loads.index(min(loads))
+        shares[lightest].append(task)
+        loads[lightest] += value or 0.0
+    return shares
 
 
 def _forked(shares: list[list[int]], work: Callable[[list[int], bool], list[T]]) -> list[list[T]]:

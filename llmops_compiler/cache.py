@@ -37,6 +37,7 @@ import pickle
 import stat
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -337,8 +338,8 @@ def stored_resource() -> type[Resource]:
 Piece = tuple[str, str, str, str, str, bytes]
 """A resource as kept: path, source, kind, name, fingerprint (see :func:`.emit.resource_fingerprint`), and the
 marshalled (source, body)."""
-Entry = tuple[tuple[str, ...], bytes, list[Piece]]
-"""What a target built: the kinds it read, the digest of its inputs, its resources."""
+Entry = tuple[tuple[str, ...], bytes, list[Piece], float]
+"""What a target built: the kinds it read, the digest of its inputs, its resources, the seconds it took."""
 
 
 class TargetCache:
@@ -362,6 +363,8 @@ class TargetCache:
         """Entries to store: built in this compile (each target and environment has one entry per scope)."""
         self.fingerprints: dict[int, str] = {}
         """id(resource) → fingerprint, for every resource built or taken here."""
+        self.seconds: dict[str, float] = {}
+        """How long targets that must run again took the last time (to share them out between processes)."""
 
     @staticmethod
     def identity(target: Callable[..., Any], view: Any) -> str:
@@ -391,12 +394,14 @@ class TargetCache:
             return None
         identity = self.identity(target, view)
         entry = self.cache.get_pickle(TARGETS, self.cache.key(TARGETS, self.scope, identity))
-        if not (isinstance(entry, tuple) and len(entry) == 3 and isinstance(entry[0], tuple)
+        if not (isinstance(entry, tuple) and len(entry) == 4 and isinstance(entry[0], tuple)
                 and all(isinstance(kind, str) for kind in entry[0]) and isinstance(entry[2], list)
                 and all(isinstance(piece, tuple) and len(piece) == 6 and all(isinstance(part, str)
-                        for part in piece[:5]) and isinstance(piece[5], bytes) for piece in entry[2])):
+                        for part in piece[:5]) and isinstance(piece[5], bytes) for piece in entry[2])
+                and isinstance(entry[3], float)):
             return None
         if entry[1] != self._inputs_digest(identity, view, entry[0]):
+            self.seconds[identity] = entry[3]
             return None
         return self.resources(entry[2])
 
@@ -413,6 +418,7 @@ class TargetCache:
     def build(self, target: Callable[[Any], list[Resource]], view: Any) -> tuple[list[Resource], Entry | None]:
         """Run the target on a noting view: its resources, and its entry (None when it cannot be kept)."""
         reads: set[str] = set()
+        start = time.perf_counter()
         try:
             built = target(dataclasses.replace(view, specs=KindReads(view.specs, reads)))
         except Exception:  # the target needs more than the noting view gives: run it as it is
@@ -427,7 +433,8 @@ class TargetCache:
             self.fingerprints[id(resource)] = fingerprint
             pieces.append((resource.path, resource.source, resource.kind, resource.name, fingerprint, piece))
         read = tuple(sorted(reads))
-        return built, (read, self._inputs_digest(self.identity(target, view), view, read), pieces)
+        seconds = time.perf_counter() - start
+        return built, (read, self._inputs_digest(self.identity(target, view), view, read), pieces, seconds)
 
     def run(self, target: Callable[[Any], list[Resource]], view: Any) -> list[Resource]:
         """The target's resources: as kept when nothing it read changed, built (and kept) otherwise."""
