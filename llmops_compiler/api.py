@@ -3,7 +3,9 @@
 Every function takes an optional :class:`.cache.Cache`; with one, work whose inputs have not changed is taken
 from it (see :mod:`.cache`), and the results are the same bytes and diagnostics as without. The stages after
 loading (validation, resolution, targets) are imported only when a run needs them, so that an answer the
-cache already holds costs no more than reading the specs and the output folder.
+cache already holds costs no more than reading the specs and the output folder. Large projects validate their
+spec files and run their environment targets in forked processes (:func:`_jobs`, ``$LLMOPS_JOBS``), with the
+same result.
 """
 
 from __future__ import annotations
@@ -389,6 +391,7 @@ def _forked(shares: list[list[int]], work: Callable[[list[int], bool], list[T]])
     than this process took for its own share (``CHILD_PATIENCE``) leaves its share to this process, so the
     result never depends on the children."""
     children: list[tuple[int, int, list[int]]] = []
+    parent = os.getpid()
     gc.freeze()  # the children share the parent's objects untouched (no copy for the collector's sake)
     try:
         for share in shares[1:]:
@@ -406,6 +409,7 @@ def _forked(shares: list[list[int]], work: Callable[[list[int], bool], list[T]])
                 continue
             if pid == 0:  # the child: compute, hand back, leave without running the parent's cleanup
                 os.close(read)
+                _die_with_parent(parent)
                 try:
                     data = pickle.dumps(work(share, False), protocol=pickle.HIGHEST_PROTOCOL)
                 except BaseException:
@@ -438,6 +442,22 @@ def _forked(shares: list[list[int]], work: Callable[[list[int], bool], list[T]])
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
                     os.waitpid(pid, 0)
+
+
+def _die_with_parent(parent: int) -> None:
+    """In a forked child: be killed when the parent dies (Linux prctl PR_SET_PDEATHSIG), so that a compile
+    killed with SIGKILL leaves no process behind; exit at once if the parent is already gone."""
+    import ctypes
+    import ctypes.util
+
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(0)
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def _read_until(descriptor: int, deadline: float) -> bytes | None:

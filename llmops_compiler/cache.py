@@ -62,8 +62,12 @@ def default_folder() -> Path:
     if chosen:
         return Path(chosen)
     xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
-    return base / "llmops-compiler"
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg) / "llmops-compiler"
+    try:
+        return Path.home() / ".cache" / "llmops-compiler"
+    except (RuntimeError, KeyError):  # no home folder: a per-user folder that is used only if it is private
+        return Path(tempfile.gettempdir()) / f"llmops-compiler-{os.getuid() if hasattr(os, 'getuid') else 0}"
 
 
 @functools.cache
