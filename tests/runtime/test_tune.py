@@ -163,7 +163,7 @@ def test_malformed_jsonl_names_the_line(
         ('["a", "b"]\n', [], "line 1: expected a JSON object"),
         ('{"prompt": "a", "completion": "b"}\n', ["--r", "0"], "--r must be > 0"),
         ('{"prompt": "a", "completion": "b"}\n', ["--method", "adapterx"], "invalid choice"),
-        ('{"prompt": "a", "completion": "b"}\n', ["--base-model", "/nonexistent/model"], "not a directory"),
+        ('{"prompt": "a", "completion": "b"}\n', ["--base-model", "/proc/llmops-missing/model"], "not a directory"),
     ],
 )
 def test_bad_input_exits_2(
