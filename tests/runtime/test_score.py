@@ -251,7 +251,8 @@ def test_pushed_scores_fire_the_compiled_quality_alert_in_promtool(cli_run: dict
                                    "models/chat.yaml": model_yaml("chat"), "monitoring/chat.yaml": QUALITY_MONITOR})
     resources = build(specs)
     rule = one(resources, "PrometheusRule", ENV)
-    args = one(resources, "CronWorkflow", ENV, "score-chat").body["spec"]["workflowSpec"]["templates"][0]["container"]["args"]
+    [template] = one(resources, "CronWorkflow", ENV, "score-chat").body["spec"]["workflowSpec"]["templates"]
+    args = template["container"]["args"]
     compiled_labels = dict(args[i + 1].split("=", 1) for i, a in enumerate(args) if a == "--grouping-label")
     pushed_labels = cli_run["pushed"][(conventions.QUALITY_SCORE, "groundedness")][1]
     assert compiled_labels.items() <= pushed_labels.items()  # the fixture pushed as the compiled workflow does

@@ -61,7 +61,8 @@ def expansions(args: list[str], values: dict[str, list[str]]) -> list[list[str]]
     results = []
     for choice in itertools.product(*(values[name] for name in used)):
         chosen = dict(zip(used, choice, strict=True))
-        results.append([PARAMETER.sub(lambda m: chosen.get(f"{m[1]}.{m[2]}", m[0]), arg) for arg in args])
+        results.append([PARAMETER.sub(lambda m, chosen=chosen: chosen.get(f"{m[1]}.{m[2]}", m[0]), arg)
+                        for arg in args])
     return results
 
 
@@ -99,7 +100,7 @@ def test_every_compiled_step_invocation_parses(example: list[Resource]) -> None:
 
 def test_a_refused_argument_is_caught(example: list[Resource]) -> None:
     """The check above can fail: a compiled invocation with one flag renamed is refused."""
-    where, module, args = next(item for item in step_invocations(example) if item[1].endswith(".score"))
+    _, module, args = next(item for item in step_invocations(example) if item[1].endswith(".score"))
     renamed = ["--modell" if arg == "--model" else arg for arg in args]
     with pytest.raises(BaseException):  # noqa: B017 - SystemExit or UsageError, whichever the parser uses
         importlib.import_module(module).build_parser().parse_args(renamed)
