@@ -506,11 +506,12 @@ def check_rollout(spec: RolloutPolicySpec, raw: dict[str, Any]) -> Iterator[Find
             yield Finding(("steps", index, "weight"), "LLM271",
                           f"`{strategy}` steps route by match or mirror, not by weight", "remove `weight`",
                           at_key=True)
-    for index in range(1, len(spec.steps)):
-        if spec.steps[index].weight < spec.steps[index - 1].weight:
+    for index in range(1, len(spec.steps) if strategy in ("canary", "blueGreen") else 0):
+        if spec.steps[index].weight <= spec.steps[index - 1].weight:
             yield Finding(("steps", index, "weight"), "LLM271",
-                          f"step weights must not decrease ({spec.steps[index - 1].weight} → "
-                          f"{spec.steps[index].weight})")
+                          f"step weights must increase ({spec.steps[index - 1].weight} → "
+                          f"{spec.steps[index].weight}): each step gives the candidate more traffic",
+                          "remove the step or raise its weight")
     for index, metric in enumerate(spec.analysis.metrics):
         if (metric.max is None) == (metric.min is None):
             yield Finding(("analysis", "metrics", index), "LLM273",
