@@ -108,6 +108,12 @@ def check_model(spec: ModelSpec, raw: dict[str, Any]) -> Iterator[Finding]:
                       "would move the serving alias", "give the candidate its own alias, e.g. `candidate`")
     if serving is not None and serving.deployment is not None:
         yield from whole_extended_resources(serving.deployment.resources, ("serving", "deployment", "resources"))
+        if spec.quantization is not None:  # `quantize` writes a torch state dict: no server loads one
+            yield Finding(("quantization",), "LLM227",
+                          "`quantization` writes int8 weights that neither the reference server nor vLLM can load, "
+                          "and the compiler serves this model (`serving.deployment`)",
+                          "remove `quantization`, or quantize in the server (e.g. vLLM's `--quantization`)",
+                          at_key=True)
     tuning = spec.tuning
     if tuning is not None:
         yield from whole_extended_resources(tuning.resources, ("tuning", "resources"))
