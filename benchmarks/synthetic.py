@@ -54,7 +54,7 @@ spec:
     - {{name: latency, type: latency, objective: 0.99, latencyThreshold: 2.5, action: notify}}
   drift:
     - {{name: prompt-length, feature: prompt_length, reference: s3://data/model-{model}/ref.jsonl, threshold: 0.2}}
-  evaluation: {{schedule: "*/30 * * * *", window: 1h}}
+  evaluation: {{window: 1h, embeddingModel: sentence-transformers/all-MiniLM-L6-v2}}
   quality:
     - {{metric: groundedness, minimum: 0.8}}
 """

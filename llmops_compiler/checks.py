@@ -108,6 +108,12 @@ def check_model(spec: ModelSpec, raw: dict[str, Any]) -> Iterator[Finding]:
                       "would move the serving alias", "give the candidate its own alias, e.g. `candidate`")
     if serving is not None and serving.deployment is not None:
         yield from whole_extended_resources(serving.deployment.resources, ("serving", "deployment", "resources"))
+        if spec.quantization is not None:  # `quantize` writes a torch state dict: no server loads one
+            yield Finding(("quantization",), "LLM227",
+                          "`quantization` writes int8 weights that neither the reference server nor vLLM can load, "
+                          "and the compiler serves this model (`serving.deployment`)",
+                          "remove `quantization`, or quantize in the server (e.g. vLLM's `--quantization`)",
+                          at_key=True)
     tuning = spec.tuning
     if tuning is not None:
         yield from whole_extended_resources(tuning.resources, ("tuning", "resources"))
@@ -506,11 +512,12 @@ def check_rollout(spec: RolloutPolicySpec, raw: dict[str, Any]) -> Iterator[Find
             yield Finding(("steps", index, "weight"), "LLM271",
                           f"`{strategy}` steps route by match or mirror, not by weight", "remove `weight`",
                           at_key=True)
-    for index in range(1, len(spec.steps)):
-        if spec.steps[index].weight < spec.steps[index - 1].weight:
+    for index in range(1, len(spec.steps) if strategy in ("canary", "blueGreen") else 0):
+        if spec.steps[index].weight <= spec.steps[index - 1].weight:
             yield Finding(("steps", index, "weight"), "LLM271",
-                          f"step weights must not decrease ({spec.steps[index - 1].weight} → "
-                          f"{spec.steps[index].weight})")
+                          f"step weights must increase ({spec.steps[index - 1].weight} → "
+                          f"{spec.steps[index].weight}): each step gives the candidate more traffic",
+                          "remove the step or raise its weight")
     for index, metric in enumerate(spec.analysis.metrics):
         if (metric.max is None) == (metric.min is None):
             yield Finding(("analysis", "metrics", index), "LLM273",

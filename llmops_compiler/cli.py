@@ -280,6 +280,22 @@ def graph(specs: Path, graph_format: str) -> None:
     click.echo(RENDERERS[graph_format](resolved))
 
 
+def _resolved(specs: Path, environment: str | None = None) -> Any:
+    """The resolved project graph; raises CompileError on spec errors and a usage error for an ``--env`` the
+    Project does not define."""
+    from . import api
+    from .diagnostics import CompileError
+
+    graph, problems = api.resolve_specs(specs)
+    if graph is None:
+        raise CompileError(problems)
+    names = [view.name for view in graph.environments]
+    if environment is not None and environment not in names:
+        raise click.BadParameter(f"`{environment}` is not an environment (expected one of: {', '.join(names)})",
+                                 param_hint="--env")
+    return graph
+
+
 @main.group()
 def rollout() -> None:
     """Where rollouts stand, and a person's transitions: promote, pause, resume, abort."""
@@ -291,17 +307,9 @@ def rollout() -> None:
 @handles_errors
 def rollout_status(specs: Path, environment: str | None) -> None:
     """Per environment and RolloutPolicy: stable, candidate, strategy, step and weight, failures, last reason."""
-    from . import api
-    from .diagnostics import CompileError
     from .rollout import describe_state
 
-    graph, problems = api.resolve_specs(specs)
-    if graph is None:
-        raise CompileError(problems)
-    names = [view.name for view in graph.environments]
-    if environment is not None and environment not in names:
-        raise click.BadParameter(f"`{environment}` is not an environment (expected one of: {', '.join(names)})",
-                                 param_hint="--env")
+    graph = _resolved(specs, environment)
     lines = [describe_state(view.name, policy.name, policy.spec, view.rollout_state(policy.name))
              for view in graph.environments if environment in (None, view.name) for policy in view.rollout_policies()]
     click.echo("\n".join(lines) if lines else "no RolloutPolicy")
@@ -322,14 +330,9 @@ def _transition_command(name: str, summary: str) -> None:
 
         from . import api
         from . import rollout as machine
-        from .diagnostics import CompileError
 
-        graph, problems = api.resolve_specs(specs)
-        if graph is None:
-            raise CompileError(problems)
-        view = next((item for item in graph.environments if item.name == environment), None)
-        if view is None:
-            raise click.BadParameter(f"`{environment}` is not an environment", param_hint="--env")
+        graph = _resolved(specs, environment)
+        view = next(item for item in graph.environments if item.name == environment)
         policy = next((item for item in view.rollout_policies() if item.spec.model == model), None)
         if policy is None:
             raise click.BadParameter(f"no RolloutPolicy rolls out Model `{model}` in {environment}",
@@ -371,16 +374,9 @@ for _name, _summary in (("promote", "Promote the candidate now: it becomes stabl
 @handles_errors
 def test_rules(specs: Path, environment: str | None) -> None:
     """Run promtool rule tests generated from every Monitor: each alert fires on a burn, none on health."""
-    from . import api, rule_tests
-    from .diagnostics import CompileError
+    from . import rule_tests
 
-    graph, problems = api.resolve_specs(specs)
-    if graph is None:
-        raise CompileError(problems)
-    names = [view.name for view in graph.environments]
-    if environment is not None and environment not in names:
-        raise click.BadParameter(f"`{environment}` is not an environment (expected one of: {', '.join(names)})",
-                                 param_hint="--env")
+    graph = _resolved(specs, environment)
     try:
         results = rule_tests.run_rule_tests(graph, environment)
     except rule_tests.PromtoolMissing as error:

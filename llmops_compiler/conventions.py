@@ -17,6 +17,16 @@ REQUEST_DURATION_BUCKET: Final = "llm_request_duration_seconds_bucket"
 DRIFT_SCORE: Final = "llmops_drift_score"
 QUALITY_SCORE: Final = "llmops_quality_score"
 QUALITY_RECORDS: Final = "llmops_quality_records"  # records behind each quality score (0: an empty window)
+# The built-in quality metrics of the continuous evaluation (runtime `score`) → the methods each can be computed
+# with, the default first; any other metric is graded by an LLM judge.
+QUALITY_METHODS: Final[dict[str, tuple[str, ...]]] = {
+    "groundedness": ("embedding", "nli", "judge"),
+    "relevance": ("embedding", "judge"),
+    "similarity": ("embedding", "judge"),
+    "safety": ("pattern", "classifier", "judge"),
+    "privacy": ("pattern", "judge"),
+    "feedback": ("feedback",),
+}
 
 LABEL_MODEL: Final = "model"
 LABEL_VERSION: Final = "version"

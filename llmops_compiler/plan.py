@@ -202,6 +202,8 @@ def _text(value: Any) -> str:
         return "(none)"
     if isinstance(value, str):
         return value
+    if not isinstance(value, (dict, list)):  # a YAML dump of a lone scalar ends in a document marker
+        return json.dumps(value)
     return yaml.dump(value, default_flow_style=True, width=4096).strip()
 
 

@@ -80,12 +80,32 @@ spec:
 }
 
 
+# What `llmops compile` leaves beside the output folder and git should not track: the lock that serialises
+# concurrent compiles (kept, since deleting a lock file races with its next holder) and the staging folder of
+# a compile that was killed (recovered or removed by the next one).
+GITIGNORE = [".*.llmops-lock", ".*.llmops-tmp-*/"]
+
+
+def ignore_compiler_files(repository: Path) -> bool:
+    """Add the :data:`GITIGNORE` patterns missing from ``repository/.gitignore``; True when it changed."""
+    path = repository / ".gitignore"
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    missing = [pattern for pattern in GITIGNORE if pattern not in text.splitlines()]
+    if not missing:
+        return False
+    prefix = "" if not text or text.endswith("\n") else "\n"
+    path.write_text(text + prefix + "# llmops compile: lock and interrupted staging folders\n" +
+                    "".join(f"{pattern}\n" for pattern in missing), encoding="utf-8")
+    return True
+
+
 class ScaffoldError(Exception):
     """The project cannot be created here (a bad name, or spec files already there)."""
 
 
 def scaffold(specs_dir: Path, name: str) -> list[Path]:
-    """Write a minimal project (Project, Model, Prompt, Monitor and the editor schema) into ``specs_dir``.
+    """Write a minimal project (Project, Model, Prompt, Monitor and the editor schema) into ``specs_dir``, and
+    the compiler's working files into the ``.gitignore`` beside it (see :func:`ignore_compiler_files`).
 
     Raises :class:`ScaffoldError` when ``name`` is not a DNS label or ``specs_dir`` already holds files."""
     if len(name) > 50 or not DNS_LABEL.fullmatch(name):
@@ -101,4 +121,7 @@ def scaffold(specs_dir: Path, name: str) -> list[Path]:
     schema = specs_dir / ".schema" / "llmops.schema.json"
     schema.parent.mkdir(parents=True, exist_ok=True)
     schema.write_text(json_schema_text())
-    return [*written, schema]
+    written.append(schema)
+    if ignore_compiler_files(specs_dir.resolve().parent):
+        written.append(specs_dir.parent / ".gitignore")
+    return written

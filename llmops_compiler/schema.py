@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import typing
 from typing import Any
 
+from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from .conventions import API_VERSION
+from .overrides import merge_key
 from .specs import SPEC_MODELS
 
 METADATA_SCHEMA: dict[str, Any] = {
@@ -33,11 +36,50 @@ ENVIRONMENTS_DESCRIPTION = (
 )
 
 
+def _models(root: type[BaseModel]) -> dict[str, type[BaseModel]]:
+    """Every pydantic model reachable from ``root``'s fields, by class name (the schema's ``$defs`` keys)."""
+    found: dict[str, type[BaseModel]] = {}
+    pending = [root]
+    while pending:
+        model = pending.pop()
+        if model.__name__ in found:
+            continue
+        found[model.__name__] = model
+        for info in model.model_fields.values():
+            stack = [info.annotation]
+            while stack:
+                annotation = stack.pop()
+                if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                    pending.append(annotation)
+                stack.extend(typing.get_args(annotation))
+    return found
+
+
+def _describe_list_merging(definitions: dict[str, Any]) -> None:
+    """Say on every list field what an environment override does to it (see :mod:`.overrides`)."""
+    models: dict[str, type[BaseModel]] = {}
+    for root in SPEC_MODELS.values():
+        models.update(_models(root))
+    for name, definition in definitions.items():
+        model = models.get(name)
+        if model is None:
+            continue
+        for field_name, info in model.model_fields.items():
+            key, item = merge_key(info.annotation)
+            prop = definition.get("properties", {}).get(info.alias or field_name)
+            if item is None or prop is None:
+                continue
+            rule = (f"An environment override merges items by `{key}`; `$patch: delete` removes one." if key
+                    else "An environment override replaces the whole list.")
+            prop["description"] = f"{prop.get('description', '').rstrip()} {rule}".strip()
+
+
 def json_schema() -> dict[str, Any]:
     """One schema for any spec document: the envelope, and ``spec`` checked by the model of its ``kind``."""
     _, definitions = models_json_schema(
         [(model, "validation") for model in SPEC_MODELS.values()], ref_template="#/$defs/{model}"
     )
+    _describe_list_merging(definitions.get("$defs", {}))
     by_kind = []
     for kind, model in SPEC_MODELS.items():
         by_kind.append({

@@ -4,11 +4,14 @@ parameters that follows Argo Events' semantics for what the compiler emits."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
 import subprocess
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -246,3 +249,57 @@ def fire_sensor(sensor: dict[str, Any], event_source: str, event_name: str, webh
 
 def workflow_parameters(workflow: dict[str, Any]) -> dict[str, str]:
     return {item["name"]: item["value"] for item in workflow["spec"]["arguments"]["parameters"]}
+
+
+# --- a webhook receiver on loopback (what Alertmanager delivers to) ------------------------------------
+
+
+class WebhookReceiver:
+    """Records every POST: path, ``Authorization`` header and JSON body, in arrival order (thread-safe)."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, str | None, Any]] = []
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with receiver.lock:
+                    receiver.received.append((self.path, self.headers.get("Authorization"), json.loads(body)))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def at(self, path: str) -> list[Any]:
+        """The bodies POSTed to ``path``, oldest first."""
+        with self.lock:
+            return [body for where, _, body in self.received if where == path]
+
+    def authorizations(self, path: str) -> set[str | None]:
+        """The ``Authorization`` headers POSTs to ``path`` carried."""
+        with self.lock:
+            return {header for where, header, _ in self.received if where == path}
+
+
+@contextlib.contextmanager
+def webhook_receiver(lifetime: float = 300.0) -> Iterator[WebhookReceiver]:
+    """A :class:`WebhookReceiver` serving in a thread until the block ends or ``lifetime`` seconds pass."""
+    receiver = WebhookReceiver()
+    thread = threading.Thread(target=receiver.server.serve_forever, daemon=True)
+    thread.start()
+    stopper = threading.Timer(lifetime, receiver.server.shutdown)  # hard lifetime, whatever the caller does
+    stopper.daemon = True
+    stopper.start()
+    try:
+        yield receiver
+    finally:
+        stopper.cancel()
+        receiver.server.shutdown()
+        receiver.server.server_close()

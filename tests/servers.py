@@ -303,9 +303,14 @@ def prometheus_config(
     alertmanager_url: str | None,
     evaluation_interval: str = "1s",
     scrape_interval: str = "1s",
+    file_sd: Sequence[Path] = (),
 ) -> dict[str, Any]:
     """The prometheus.yml the :func:`prometheus` helper runs: one job per target, ``honor_labels: true``
-    (the Pushgateway's ``job``/``instance`` labels are kept), alerts sent to ``alertmanager_url``."""
+    (the Pushgateway's ``job``/``instance`` labels are kept), alerts sent to ``alertmanager_url``.
+
+    ``file_sd``: JSON files of Prometheus' file-based service discovery (``[{"targets": [...], "labels":
+    {...}}]``), read again on every change, for targets that come and go while the server runs (pods); their
+    labels are attached to every scraped series, as Kubernetes service discovery attaches ``namespace``."""
     scrape_configs: list[dict[str, Any]] = []
     for i, target in enumerate(scrape_targets):
         scheme, address, path = _host_port(target)
@@ -318,6 +323,9 @@ def prometheus_config(
                 "static_configs": [{"targets": [address]}],
             }
         )
+    if file_sd:
+        scrape_configs.append({"job_name": "file-sd", "file_sd_configs": [
+            {"files": [str(Path(f).resolve()) for f in file_sd], "refresh_interval": "1s"}]})
     config: dict[str, Any] = {
         "global": {
             "scrape_interval": scrape_interval,
@@ -346,8 +354,10 @@ def prometheus(
     lifetime: float = DEFAULT_LIFETIME_S,
     extra_args: Sequence[str] = (),
     ready_timeout: float = READY_TIMEOUT_S,
+    file_sd: Sequence[Path] = (),
 ) -> Iterator[Server]:
-    """A Prometheus evaluating ``rule_files`` and scraping ``scrape_targets`` (URLs or ``host:port``).
+    """A Prometheus evaluating ``rule_files`` and scraping ``scrape_targets`` (URLs or ``host:port``) and the
+    targets listed in the ``file_sd`` files (see :func:`prometheus_config`).
 
     Invalid rule files make Prometheus exit at start-up; that raises :class:`ServerError` with its log.
     Alerts are re-sent to Alertmanager every second (``--rules.alert.resend-delay=1s``).
@@ -358,7 +368,7 @@ def prometheus(
     with _workdir("prometheus") as workdir:
         config_path = workdir / "prometheus.yml"
         config = prometheus_config(
-            rule_files, scrape_targets, alertmanager_url, evaluation_interval, scrape_interval
+            rule_files, scrape_targets, alertmanager_url, evaluation_interval, scrape_interval, file_sd
         )
         config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
 
@@ -401,3 +411,16 @@ def alertmanager(
 
         with _serve("alertmanager", args, workdir, lifetime, ready_timeout, config_path) as server:
             yield server
+
+
+def reload(server: Server, timeout: float = 10.0) -> None:
+    """Make a Prometheus or Alertmanager read its configuration (and rule files) again, as the
+    prometheus-operator's config reloader does: ``POST /-/reload``. Raises ServerError when it refuses."""
+    request = urllib.request.Request(f"{server.url}/-/reload", method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, body = int(response.status), response.read()
+    except urllib.error.HTTPError as exc:
+        status, body = int(exc.code), exc.read()
+    if status != 200:
+        raise ServerError(f"{server.name} refused to reload: HTTP {status}: {body[:500]!r}\n{server.log()}")

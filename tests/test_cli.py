@@ -220,3 +220,23 @@ def test_diff_exits_1_on_spec_errors_and_3_on_changes(cli: Cli, example_copy: Pa
     assert broken.exit_code == 1 and "error[LLM106]" in broken.stderr
     model.write_text(model.read_text().replace("port: 80800", "port: 8081"))
     assert cli("diff", cwd=example_copy).exit_code == 3
+
+
+def test_init_creates_a_project_that_compiles_and_leaves_git_clean(cli: Cli, tmp_path: Path) -> None:
+    _git(tmp_path, "init", "-q", "-b", "main")
+    (tmp_path / ".gitignore").write_text("*.pyc")  # the team's own lines stay; ours are added after them
+    created = cli("init", "specs", "--name", "shop", cwd=tmp_path)
+    assert created.exit_code == 0, created.output
+    assert "created specs/project.yaml" in created.output
+    assert (tmp_path / ".gitignore").read_text().splitlines()[0] == "*.pyc"
+    compiled = cli("compile", "specs", "-o", "generated", cwd=tmp_path)
+    assert compiled.exit_code == 0, compiled.output + (compiled.stderr or "")
+    assert cli("check", cwd=tmp_path).exit_code == 0
+    untracked = {line[3:] for line in _git(tmp_path, "status", "--porcelain", "-uall").splitlines()}
+    assert untracked and all(path.split("/")[0] in ("specs", "generated", ".gitignore") for path in untracked)
+    # once is enough: a second init refuses a folder with files, and leaves .gitignore as it was
+    ignore = (tmp_path / ".gitignore").read_bytes()
+    again = cli("init", "specs", "--name", "shop", cwd=tmp_path)
+    assert again.exit_code == 2 and "is not empty" in again.output
+    assert cli("init", "other", "--name", "Bad_Name", cwd=tmp_path).exit_code == 2
+    assert (tmp_path / ".gitignore").read_bytes() == ignore

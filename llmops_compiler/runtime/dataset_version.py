@@ -98,7 +98,8 @@ def from_model(tracking_uri: str, registered_model: str, alias: str) -> str:
     return str(uri)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> ArgParser:
+    """The command line of this step (the compiled workflows pass exactly these flags)."""
     parser = ArgParser(prog="python -m llmops_compiler.runtime.dataset_version", description=__doc__.splitlines()[0])
     parser.add_argument("--dataset-uri", help="dataset://NAME, or a URI used as it is")
     parser.add_argument("--output", help="the Dataset's output prefix (for dataset://)")
@@ -110,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-uri-out", required=True)
     parser.add_argument("--eval-uri-out")
     parser.add_argument("--hash-out")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
 
     def body() -> int:
         args = parser.parse_args(argv)

@@ -114,7 +114,8 @@ def _start(tracking_uri: str, experiment: str, registered_model: str, reason: st
     return Decision(True, why)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> ArgParser:
+    """The command line of this step (the compiled workflows pass exactly these flags)."""
     parser = ArgParser(prog="python -m llmops_compiler.runtime.guard", description=__doc__.splitlines()[0])
     parser.add_argument("--registered-model", required=True)
     parser.add_argument("--experiment", required=True)
@@ -128,6 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--now", type=float, help="epoch seconds (tests)")
     parser.add_argument("--mlflow-tracking-uri", required=True)
     parser.add_argument("--proceed-out", required=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
 
     def body() -> int:
         args = parser.parse_args(argv)

@@ -99,6 +99,7 @@ from llmops_compiler.conventions import (
     LABEL_METRIC,
     LABEL_MODEL,
     PUSH_JOB_QUALITY,
+    QUALITY_METHODS,
     QUALITY_SCORE,
 )
 from llmops_compiler.runtime._logs import (
@@ -142,14 +143,7 @@ CLASSIFIER_BATCH: Final = 32
 CONTEXT_TEXT_KEYS: Final = ("text", "page_content", "content")
 
 #: Metric -> the methods it can be computed with; the first is the default.
-METHODS: Final[dict[str, tuple[str, ...]]] = {
-    "groundedness": ("embedding", "nli", "judge"),
-    "relevance": ("embedding", "judge"),
-    "similarity": ("embedding", "judge"),
-    "safety": ("pattern", "classifier", "judge"),
-    "privacy": ("pattern", "judge"),
-    "feedback": ("feedback",),
-}
+METHODS: Final = QUALITY_METHODS
 EMBEDDING_METRICS: Final = ("groundedness", "relevance", "similarity")
 
 _I = re.IGNORECASE

@@ -2,8 +2,8 @@
 
 ``python -m llmops_compiler.runtime.tune --base-model DIR --dataset FILE --method lora|qlora|full
 [--r 8 --alpha 16 --dropout 0.05 --target-modules q_proj,v_proj] [--epochs 1] [--learning-rate 2e-4]
-[--max-steps -1] [--batch-size 4] [--seed 0] [--max-length 512] --output DIR [--metrics-out FILE]
-[--mlflow-tracking-uri URI --mlflow-experiment NAME] [--run-id-out FILE]``
+[--max-steps -1] [--batch-size 4] [--seed 0] [--max-length 512] --output DIR [--merged-output DIR]
+[--metrics-out FILE] [--mlflow-tracking-uri URI --mlflow-experiment NAME] [--run-id-out FILE]``
 
 Training is a plain, seeded PyTorch loop (AdamW, constant learning rate, gradient clipping at 1.0): each
 example is ``tokens(prompt) + tokens(completion) + eos``; the loss is computed on the completion and eos
@@ -16,7 +16,10 @@ ends in one of them); a name that matches no module of the base model is an erro
 ``all-linear`` selects every linear layer but the output head (peft's shorthand).
 
 ``lora`` saves only the adapter (``adapter_config.json`` + weights) and the tokenizer to ``--output``;
-``full`` saves the whole model and tokenizer. ``qlora`` loads the base model in 4-bit (bitsandbytes) and
+``full`` saves the whole model and tokenizer. ``--merged-output`` (``lora``/``qlora`` only) also saves the base
+model with the saved adapter merged into its weights (reloaded in float32, so a ``qlora`` base is merged at full
+precision) and the tokenizer: one full model directory, for servers that load a single directory (the
+reference ``serve`` and vLLM's ``--model``). ``qlora`` loads the base model in 4-bit (bitsandbytes) and
 needs a CUDA GPU; without one the step exits 2. With ``--mlflow-tracking-uri`` the step creates a run in
 ``--mlflow-experiment``, logs the parameters, the loss per step, summary metrics and the output directory
 (artifact path ``model``), and writes the run id to ``--run-id-out`` (an empty file without MLflow, so
@@ -36,6 +39,7 @@ from llmops_compiler.runtime._common import (
     ArgParser,
     UsageError,
     ensure_experiment,
+    load_causal_lm,
     load_tokenizer,
     log_batch,
     mlflow_client,
@@ -71,6 +75,7 @@ class TuneConfig:
     batch_size: int = 4
     seed: int = 0
     max_length: int = 512
+    merged_output: str | None = None
     metrics_out: str | None = None
     mlflow_tracking_uri: str | None = None
     mlflow_experiment: str = DEFAULT_EXPERIMENT
@@ -136,6 +141,8 @@ def validate(cfg: TuneConfig) -> None:
         raise UsageError(f"--max-steps must be -1 (no cap) or > 0, got {cfg.max_steps}")
     if cfg.max_length < 2:
         raise UsageError(f"--max-length must be >= 2, got {cfg.max_length}")
+    if cfg.merged_output and cfg.method == "full":
+        raise UsageError("--merged-output is for an adapter (lora, qlora); method 'full' saves a whole model already")
     require_dir(cfg.base_model, "--base-model")
     if not (Path(cfg.base_model) / "config.json").is_file():
         raise UsageError(f"--base-model is not a Hugging Face model directory (no config.json): {cfg.base_model}")
@@ -260,6 +267,17 @@ def _load_model(cfg: TuneConfig) -> Any:
         raise UsageError(f"cannot apply LoRA: {exc}") from None
 
 
+def save_merged(base_model: str, adapter: Path, output: Path, tokenizer: Any) -> None:
+    """Write ``base_model`` with the saved ``adapter`` merged into its weights, and ``tokenizer``, to ``output``.
+
+    The adapter is read back from disk, so the merged model is exactly what the adapter files say; the base is
+    loaded in float32 on the CPU (a ``qlora`` run's 4-bit base would otherwise be merged in 4 bits)."""
+    merged = load_causal_lm(base_model, adapter=adapter, merge=True)
+    output.mkdir(parents=True, exist_ok=True)
+    merged.save_pretrained(str(output))
+    tokenizer.save_pretrained(str(output))
+
+
 def tune(cfg: TuneConfig) -> TuneResult:
     """Fine-tune according to ``cfg``; writes ``cfg.output`` (+ metrics / run id files, MLflow run)."""
     validate(cfg)
@@ -304,7 +322,8 @@ def tune(cfg: TuneConfig) -> TuneResult:
         exp_id = ensure_experiment(client, cfg.mlflow_experiment)
         run = client.create_run(exp_id, tags={"llmops.step": STEP, "mlflow.runName": f"tune-{cfg.method}"})
         run_id = run.info.run_id
-        params = {k: v for k, v in asdict(cfg).items() if k not in ("metrics_out", "run_id_out", "output")}
+        paths = ("metrics_out", "run_id_out", "output", "merged_output")
+        params = {k: v for k, v in asdict(cfg).items() if k not in paths}
         params["target_modules"] = ",".join(cfg.target_modules)
         params.pop("mlflow_tracking_uri")
         params.pop("mlflow_experiment")
@@ -341,6 +360,8 @@ def tune(cfg: TuneConfig) -> TuneResult:
         out.mkdir(parents=True, exist_ok=True)
         model.save_pretrained(str(out))
         tokenizer.save_pretrained(str(out))
+        if cfg.merged_output:
+            save_merged(cfg.base_model, out, Path(cfg.merged_output), tokenizer)
         save_seconds = time.perf_counter() - t3
 
         result = TuneResult(
@@ -402,6 +423,7 @@ def build_parser() -> ArgParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-length", type=int, default=512, help="truncate examples to this many tokens")
     p.add_argument("--output", required=True, help="directory for the adapter / full model + tokenizer")
+    p.add_argument("--merged-output", help="lora/qlora: also save the base model with the adapter merged, here")
     p.add_argument("--metrics-out", help="JSON file with losses, first/last loss, steps, seconds")
     p.add_argument("--mlflow-tracking-uri", default="", help="log to MLflow when given")
     p.add_argument("--mlflow-experiment", default=DEFAULT_EXPERIMENT)
@@ -426,6 +448,7 @@ def config_from_args(argv: list[str] | None) -> TuneConfig:
         batch_size=a.batch_size,
         seed=a.seed,
         max_length=a.max_length,
+        merged_output=a.merged_output,
         metrics_out=a.metrics_out,
         mlflow_tracking_uri=a.mlflow_tracking_uri or None,
         mlflow_experiment=a.mlflow_experiment,

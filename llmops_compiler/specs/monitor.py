@@ -95,14 +95,7 @@ class DriftCheck(StrictModel):
     """Severity label of the alert."""
 
 
-QUALITY_METRICS: dict[str, tuple[str, ...]] = {  # built-in metric → its methods, the default first
-    "groundedness": ("embedding", "nli", "judge"),
-    "relevance": ("embedding", "judge"),
-    "similarity": ("embedding", "judge"),
-    "safety": ("pattern", "classifier", "judge"),
-    "privacy": ("pattern", "judge"),
-    "feedback": ("feedback",),
-}
+QUALITY_METRICS = conventions.QUALITY_METHODS  # built-in metric → its methods, the default first
 
 
 class QualityCheck(StrictModel):

@@ -265,7 +265,15 @@ def lifecycle_steps(view: EnvironmentView, model: ResolvedSpec[ModelSpec]) -> li
         "--epochs", str(tuning.epochs), "--learning-rate", _number(tuning.learning_rate),
         "--max-steps", str(tuning.max_steps), "--batch-size", str(tuning.batch_size),
         "--seed", str(tuning.seed),
-        "--output", _output(tuned), "--metrics-out", _output("tune-metrics.json"),
+        "--output", _output(tuned),
+    ]
+    # The servers the compiler runs load one model directory (`{{modelDir}}`, fetched from the registry): an
+    # adapter alone cannot be served there, so a LoRA run also merges it into the base and registers that.
+    merged = tuned == "adapter" and spec.serving is not None and spec.serving.deployment is not None
+    if merged:
+        tune_args += ["--merged-output", _output("model")]
+    tune_args += [
+        "--metrics-out", _output("tune-metrics.json"),
         "--mlflow-tracking-uri", MLFLOW_ARGUMENT, "--mlflow-experiment", experiment,
         "--run-id-out", _output("run-id"),
     ]
@@ -275,8 +283,8 @@ def lifecycle_steps(view: EnvironmentView, model: ResolvedSpec[ModelSpec]) -> li
         parameters=[] if dataset_input else [conventions.TUNE_PARAM_DATASET],
         task_parameters=[(conventions.TUNE_PARAM_DATASET, dataset_input)] if dataset_input else [],
         fetched=[*base_inputs, *([train] if train else [])],
-        outputs=[(tuned, _output(tuned), True), ("tune-metrics", _output("tune-metrics.json"), False),
-                 ("run-id", _output("run-id"), False)],
+        outputs=[(tuned, _output(tuned), True), *([("model", _output("model"), True)] if merged else []),
+                 ("tune-metrics", _output("tune-metrics.json"), False), ("run-id", _output("run-id"), False)],
         profile="accelerated",
     )
 
@@ -317,7 +325,7 @@ def lifecycle_steps(view: EnvironmentView, model: ResolvedSpec[ModelSpec]) -> li
     )
     steps = [guard_step(view, model), *resolvers, tune, evaluate]
 
-    registered_from = f"tune.{tuned}"
+    registered_from = "tune.model" if merged else f"tune.{tuned}"
     if spec.quantization is not None:
         quantize_model = ["--model-dir", base_model_argument, "--adapter", _input("adapter")] \
             if tuned == "adapter" else ["--model-dir", _input("model")]

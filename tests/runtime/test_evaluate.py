@@ -238,7 +238,7 @@ def test_failing_gate_exits_1_naming_the_gate(
         (["--metrics", "bleu"], "unknown metric(s) bleu"),
         (["--metrics", "rouge_l", "--max-regression", "rouge_l=0.1"], "--max-regression needs"),
         (["--gate", "exact_match=>1"], "bad --gate"),
-        (["--adapter", "/nonexistent"], "--adapter is not a directory"),
+        (["--adapter", "/proc/llmops-missing"], "--adapter is not a directory"),
     ],
 )
 def test_usage_errors_exit_2(

@@ -80,7 +80,7 @@ def test_quantize_merges_adapter(tiny_model_dir: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["--model-dir", "/nonexistent", "--output", "o"], "--model-dir is not a directory"),
+        (["--model-dir", "/proc/llmops-missing", "--output", "o"], "--model-dir is not a directory"),
         (["--model-dir", ".", "--output", "o", "--dtype", "int4"], "invalid choice: 'int4'"),
     ],
 )

@@ -181,7 +181,8 @@ def cli_run(pushgw: Server, tmp_path_factory: pytest.TempPathFactory) -> dict[st
         "--model", "chat", "--logs", _window_log(tmp), "--window", "1h", "--now", NOW, *FIELD_ARGS,
         *[arg for m in BUILTIN for arg in ("--metric", m)], "--embedding-model", embedding_model_path(),
         "--pushgateway", pushgw.url, "--environment", ENV,
-        "--grouping-label", f"namespace={NAMESPACE}", "--grouping-label", "monitor=chat",
+        "--grouping-label", "llmops_project=shop", "--grouping-label", f"llmops_namespace={NAMESPACE}",
+        "--grouping-label", "llmops_monitor=chat",  # the identity labels the compiled CronWorkflow pushes with
         "--output", output,
     )  # fmt: skip
     return {"proc": proc, "report": json.loads(output.read_text()) if output.exists() else None,
@@ -215,7 +216,8 @@ def test_cli_scores_the_window_and_pushes(cli_run: dict[str, Any], examples: Any
         value, labels = cli_run["pushed"][(conventions.QUALITY_SCORE, m["metric"])]
         assert value == pytest.approx(m["score"])
         assert labels == {"job": conventions.PUSH_JOB_QUALITY, "model": "chat", "metric": m["metric"],
-                          "environment": ENV, "namespace": NAMESPACE, "monitor": "chat", "instance": ""}
+                          "environment": ENV, "llmops_project": "shop", "llmops_namespace": NAMESPACE,
+                          "llmops_monitor": "chat", "instance": ""}
         assert cli_run["pushed"][(score.QUALITY_RECORDS, m["metric"])][0] == m["records"]
     assert f"pushed {2 * len(BUILTIN)} series" in proc.stdout
 
@@ -228,6 +230,9 @@ metadata:
 spec:
   model: chat
   logs: s3://logs/chat/
+  evaluation:
+    window: 1h
+    embeddingModel: sentence-transformers/all-MiniLM-L6-v2
   quality:
     - metric: groundedness
       minimum: 0.9
@@ -244,7 +249,13 @@ def test_pushed_scores_fire_the_compiled_quality_alert_in_promtool(cli_run: dict
     groundedness (about 0.59) stays under its 0.9 minimum and fires after 10m; safety (0.8) never does."""
     specs = write_specs(tmp_path, {"project.yaml": project_yaml([(ENV, NAMESPACE)]),
                                    "models/chat.yaml": model_yaml("chat"), "monitoring/chat.yaml": QUALITY_MONITOR})
-    rule = one(build(specs), "PrometheusRule", ENV)
+    resources = build(specs)
+    rule = one(resources, "PrometheusRule", ENV)
+    [template] = one(resources, "CronWorkflow", ENV, "score-chat").body["spec"]["workflowSpec"]["templates"]
+    args = template["container"]["args"]
+    compiled_labels = dict(args[i + 1].split("=", 1) for i, a in enumerate(args) if a == "--grouping-label")
+    pushed_labels = cli_run["pushed"][(conventions.QUALITY_SCORE, "groundedness")][1]
+    assert compiled_labels.items() <= pushed_labels.items()  # the fixture pushed as the compiled workflow does
     rules = rules_file(rule.body, tmp_path / "rules.yaml")
     quality_rules = {r["labels"]["metric"]: r for g in rule.body["spec"]["groups"] for r in g["rules"]
                      if r.get("alert") == conventions.ALERT_QUALITY}  # fmt: skip

@@ -125,6 +125,41 @@ def test_full_finetune(tiny_model_dir: Path, tiny_dataset: Path, tmp_path: Path)
     assert (tmp_path / "run_id").read_text() == ""  # no MLflow: empty run-id file for the workflow
 
 
+def test_merged_output_is_the_base_with_the_adapter_merged(
+    tiny_model_dir: Path, tiny_dataset: Path, tmp_path: Path
+) -> None:
+    """What a server that loads one directory gets: a full model computing what base + adapter compute."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from llmops_compiler.runtime._common import load_causal_lm, load_tokenizer
+
+    adapter, merged = tmp_path / "adapter", tmp_path / "merged"
+    tune(_lora_cfg(tiny_model_dir, tiny_dataset, adapter, max_steps=6, merged_output=str(merged)))
+    assert (adapter / "adapter_config.json").is_file()
+    assert (merged / "config.json").is_file() and (merged / "model.safetensors").is_file()
+    assert (merged / "tokenizer.json").is_file() and not (merged / "adapter_config.json").exists()
+
+    ids = load_tokenizer(str(merged))("Q: What is the capital of Peru?\nA:", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        served = AutoModelForCausalLM.from_pretrained(str(merged), dtype=torch.float32)(ids).logits
+        tuned = load_causal_lm(tiny_model_dir, adapter=adapter)(ids).logits
+        base = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.float32)(ids).logits
+    assert torch.allclose(served, tuned, atol=1e-4)
+    assert not torch.allclose(served, base, atol=1e-3)  # the adapter did change the model
+
+
+def test_merged_output_with_a_full_fine_tune_exits_2(
+    tiny_model_dir: Path, tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = tune_mod.main(["--base-model", str(tiny_model_dir), "--dataset", str(tiny_dataset), "--method", "full",
+                        "--output", str(tmp_path / "out"), "--merged-output", str(tmp_path / "merged")])
+    assert rc == 2
+    assert capsys.readouterr().err.strip() == (
+        "tune: error: --merged-output is for an adapter (lora, qlora); method 'full' saves a whole model already")
+    assert not (tmp_path / "out").exists()
+
+
 def _run_main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     rc = tune_mod.main(argv)
     err = capsys.readouterr().err
@@ -163,7 +198,7 @@ def test_malformed_jsonl_names_the_line(
         ('["a", "b"]\n', [], "line 1: expected a JSON object"),
         ('{"prompt": "a", "completion": "b"}\n', ["--r", "0"], "--r must be > 0"),
         ('{"prompt": "a", "completion": "b"}\n', ["--method", "adapterx"], "invalid choice"),
-        ('{"prompt": "a", "completion": "b"}\n', ["--base-model", "/nonexistent/model"], "not a directory"),
+        ('{"prompt": "a", "completion": "b"}\n', ["--base-model", "/proc/llmops-missing/model"], "not a directory"),
     ],
 )
 def test_bad_input_exits_2(

@@ -370,6 +370,25 @@ def test_full_fine_tune_passes_a_whole_model(tmp_path: Path) -> None:
         tasks["register"]["arguments"]["artifacts"]
 
 
+def test_a_served_lora_model_registers_the_merged_model(tmp_path: Path) -> None:
+    """The compiler's serving pods load one directory (`serve --model-dir`, vLLM `--model`): with a
+    `serving.deployment`, a LoRA run registers the base with the adapter merged, never the adapter alone."""
+    served = TINY_MODEL.replace("  registeredModel: tiny\n", "  registeredModel: tiny\n  serving:\n"
+                                "    service: {name: tiny, port: 8080}\n    deployment: {}\n")
+    body = compiled(tmp_path, served)
+    tune = template_named(body, "tune")
+    assert argument(tune["container"]["args"], "--merged-output") == "/work/out/model"
+    assert [item["name"] for item in tune["outputs"]["artifacts"]] == ["adapter", "model", "tune-metrics", "run-id"]
+    tasks = {task["name"]: task for task in template_named(body, "main")["dag"]["tasks"]}
+    assert {"name": "model", "from": "{{tasks.tune.outputs.artifacts.model}}"} in \
+        tasks["register"]["arguments"]["artifacts"]
+    assert {"name": "adapter", "from": "{{tasks.tune.outputs.artifacts.adapter}}"} in \
+        tasks["evaluate"]["arguments"]["artifacts"]
+    # Without serving pods of the compiler's, the adapter is what is registered (the app's servers load it).
+    unserved = template_named(compiled(tmp_path, TINY_MODEL), "tune")
+    assert "--merged-output" not in unserved["container"]["args"]
+
+
 def test_quantization_runs_between_evaluate_and_register(tmp_path: Path) -> None:
     body = compiled(tmp_path, QUANTIZED)
     assert dag_order(body) == ["guard", "tune", "evaluate", "quantize", "register"]

@@ -1,0 +1,134 @@
+"""`llmops rollout status|promote|pause|resume|abort` on the example project, and `llmops diff` saying rollout
+changes in words. The state file keeps its comments; every edit recompiles; `--commit` commits both."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import Result
+
+from llmops_compiler.scaffold import ignore_compiler_files
+
+Cli = Callable[..., Result]
+STATE = "specs/rollouts/support-llm.state.yaml"
+IDENTITY = {"GIT_AUTHOR_NAME": "Ada", "GIT_AUTHOR_EMAIL": "ada@example.com", "GIT_COMMITTER_NAME": "Ada",
+            "GIT_COMMITTER_EMAIL": "ada@example.com"}  # fmt: skip
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True,
+                          env={**IDENTITY, "PATH": "/usr/bin:/bin"}).stdout  # fmt: skip
+
+
+def environments(project: Path) -> dict[str, dict[str, object]]:
+    return dict(yaml.safe_load((project / STATE).read_text())["spec"]["environments"])
+
+
+def rollouts(plan: str) -> list[str]:
+    """The lines of the plan's "Rollouts:" section."""
+    section = plan.split("\nRollouts:\n", 1)[1].split("\n\n", 1)[0]
+    return [line.strip() for line in section.splitlines()]
+
+
+def test_status_says_where_each_environment_stands(cli: Cli, example_copy: Path) -> None:
+    result = cli("rollout", "status", cwd=example_copy)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("dev: support-llm canary v8 at 25% (step 2 of 4), stable v7: progressing since "
+                               "2026-11-28T09:35:00Z: analysis passed at step 0")
+    assert lines[1].startswith("staging: support-llm: stable v7, promoted since 2026-11-27T16:05:00Z")
+    assert lines[2] == "prod: support-llm: stable v6, idle"
+    only = cli("rollout", "status", "--env", "prod", cwd=example_copy)
+    assert only.output.splitlines() == ["prod: support-llm: stable v6, idle"]
+    unknown = cli("rollout", "status", "--env", "qa", cwd=example_copy)
+    assert unknown.exit_code == 2 and "`qa` is not an environment" in unknown.output
+
+
+def test_pause_resume_and_promote_edit_the_state_keep_comments_and_recompile(cli: Cli, example_copy: Path) -> None:
+    comments = [line for line in (example_copy / STATE).read_text().splitlines() if line.startswith("#")]
+    paused = cli("rollout", "pause", "support-llm", "--env", "dev", "--reason", "load test tonight", cwd=example_copy)
+    assert paused.exit_code == 0, paused.output
+    assert paused.output.strip() == "dev: support-llm v8 paused at 25%"
+    dev = environments(example_copy)["dev"]
+    assert dev["status"] == "paused" and dev["lastTransition"]["reason"] == "paused: load test tonight"  # type: ignore[index]
+    assert [line for line in (example_copy / STATE).read_text().splitlines() if line.startswith("#")] == comments
+    assert cli("check", cwd=example_copy).exit_code == 0  # the output was recompiled with the state
+
+    paused_state = (example_copy / STATE).read_bytes()
+    again = cli("rollout", "pause", "support-llm", "--env", "dev", cwd=example_copy)
+    assert again.exit_code == 1 and again.output.startswith("error: ") and "paused" in again.output
+    assert (example_copy / STATE).read_bytes() == paused_state
+
+    resumed = cli("rollout", "resume", "support-llm", "--env", "dev", cwd=example_copy)
+    assert resumed.exit_code == 0 and environments(example_copy)["dev"]["status"] == "progressing"
+
+    promoted = cli("rollout", "promote", "support-llm", "--env", "dev", "--reason", "looks good", cwd=example_copy)
+    assert promoted.exit_code == 0, promoted.output
+    assert promoted.output.strip() == "dev: support-llm v8 promoted (was v7)"
+    dev = environments(example_copy)["dev"]
+    assert dev["stable"] == 8 and dev["status"] == "promoted" and "candidate" not in dev
+    virtual_service = yaml.safe_load(
+        (example_copy / "generated/dev/traffic/support-llm.virtualservice.yaml").read_text())
+    assert [[item["weight"] for item in route["route"]] for route in virtual_service["spec"]["http"]] == [[100]]
+    assert not (example_copy / "generated/dev/serving/support-llm-candidate.deployment.yaml").exists()
+    assert cli("check", cwd=example_copy).exit_code == 0
+
+
+def test_abort_rolls_back_and_refusals_change_nothing(cli: Cli, example_copy: Path) -> None:
+    before = (example_copy / STATE).read_bytes()
+    refused = cli("rollout", "promote", "support-llm", "--env", "prod", cwd=example_copy)
+    assert refused.exit_code == 1 and "error:" in refused.output
+    assert (example_copy / STATE).read_bytes() == before
+    unknown = cli("rollout", "abort", "no-such-model", "--env", "dev", cwd=example_copy)
+    assert unknown.exit_code == 2 and "no RolloutPolicy rolls out Model `no-such-model`" in unknown.output
+    assert (example_copy / STATE).read_bytes() == before
+
+    aborted = cli("rollout", "abort", "support-llm", "--env", "dev", "--reason", "answers too long",
+                  cwd=example_copy)  # fmt: skip
+    assert aborted.exit_code == 0, aborted.output
+    assert aborted.output.strip() == "dev: candidate v8 rolled back: aborted: answers too long"
+    dev = environments(example_copy)["dev"]
+    assert dev["stable"] == 7 and dev["status"] == "rolledBack" and "candidate" not in dev
+
+
+def test_commit_records_state_and_output_together_and_diff_says_it_in_words(
+    cli: Cli, example_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in IDENTITY.items():
+        monkeypatch.setenv(key, value)
+    git(example_copy, "init", "-q", "-b", "main")
+    ignore_compiler_files(example_copy)  # as `llmops init` does
+    git(example_copy, "add", "-A")
+    git(example_copy, "commit", "-qm", "base")
+    base = git(example_copy, "rev-parse", "HEAD").strip()
+
+    result = cli("rollout", "abort", "support-llm", "--env", "dev", "--reason", "error ratio 0.034 > 0.01",
+                 "--commit", cwd=example_copy)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert git(example_copy, "status", "--porcelain") == ""  # state and generated/ in one commit
+    assert git(example_copy, "log", "-1", "--format=%s").strip() == (
+        "dev: candidate v8 rolled back: aborted: error ratio 0.034 > 0.01")
+    changed = set(git(example_copy, "diff", "--name-only", base, "HEAD").split())
+    assert STATE in changed and "generated/dev/serving/support-llm-candidate.deployment.yaml" in changed
+
+    diff = cli("diff", "--base", base, cwd=example_copy)
+    assert diff.exit_code == 3, diff.output
+    assert rollouts(diff.output) == ["dev: candidate v8 rolled back: aborted: error ratio 0.034 > 0.01"]
+
+
+def test_diff_words_a_step_change(cli: Cli, example_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in IDENTITY.items():
+        monkeypatch.setenv(key, value)
+    git(example_copy, "init", "-q", "-b", "main")
+    git(example_copy, "add", "-A")
+    git(example_copy, "commit", "-qm", "base")
+    state = example_copy / STATE
+    state.write_text(state.read_text().replace("      step: 1\n", "      step: 2\n", 1))
+    diff = cli("diff", "--base", "HEAD", cwd=example_copy)
+    assert diff.exit_code == 3, diff.output
+    assert rollouts(diff.output) == ["dev: support-llm canary 25% → 50%"]
+    assert "spec.http[0].route[0].weight: 75 → 50" in diff.output  # and the fields it changes
