@@ -475,8 +475,10 @@ def _read_until(descriptor: int, deadline: float) -> bytes | None:
 
 def _jobs(specs: int) -> int:
     """Processes to compile with: ``$LLMOPS_JOBS`` (1: none forked), else the cores this process may use (at most
-    ``MAX_JOBS``) when there are at least ``PARALLEL_SPECS`` spec files. Always 1 where processes are not forked
-    (not Linux) and in a process with threads (a lock another thread held would stay locked in the child)."""
+    ``MAX_JOBS``) when there are at least ``PARALLEL_SPECS`` spec files and the machine is not already busy (a
+    load average under the number of cores: a second process on a core another program keeps busy made a compile
+    slower, not faster). Always 1 where processes are not forked (not Linux) and in a process with threads (a
+    lock another thread held would stay locked in the child)."""
     if sys.platform != "linux" or not hasattr(os, "fork") or threading.active_count() > 1:
         return 1
     setting = os.environ.get(JOBS_ENV, "").strip()
@@ -485,9 +487,10 @@ def _jobs(specs: int) -> int:
             return max(1, int(setting))
         except ValueError:
             return 1
-    if specs < PARALLEL_SPECS:
+    cores = len(os.sched_getaffinity(0))
+    if specs < PARALLEL_SPECS or os.getloadavg()[0] >= cores:
         return 1
-    return max(1, min(len(os.sched_getaffinity(0)), MAX_JOBS))
+    return max(1, min(cores, MAX_JOBS))
 
 
 def _scope(specs_dir: Path) -> str:

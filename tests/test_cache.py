@@ -405,8 +405,12 @@ def test_a_forked_child_that_fails_or_hangs_leaves_its_share_to_the_parent(monke
 def test_jobs_follow_the_setting_and_the_size(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(api.JOBS_ENV, raising=False)
     assert api._jobs(api.PARALLEL_SPECS - 1) == 1
-    expected = 1 if threading_count() > 1 else max(1, min(len(os.sched_getaffinity(0)), api.MAX_JOBS))
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    expected = 1 if threading_count() > 1 else max(1, min(cores, api.MAX_JOBS))
     assert api._jobs(api.PARALLEL_SPECS) == expected
+    monkeypatch.setattr(os, "getloadavg", lambda: (float(cores), 0.0, 0.0))  # every core already busy
+    assert api._jobs(api.PARALLEL_SPECS) == 1
     monkeypatch.setenv(api.JOBS_ENV, "1")
     assert api._jobs(10_000) == 1
     monkeypatch.setenv(api.JOBS_ENV, "not a number")
