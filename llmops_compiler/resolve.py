@@ -8,6 +8,7 @@ monitors ask for. The graph is a plain value that targets, ``graph`` and ``diff`
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import json
 from collections.abc import Iterator, Sequence
@@ -98,15 +99,22 @@ class EnvironmentView:
     def rollout_policies(self) -> list[ResolvedSpec[RolloutPolicySpec]]:
         return self.of_kind("RolloutPolicy")
 
+    @functools.cached_property
+    def _retrieved_for_model(self) -> dict[str, list[str]]:
+        """Model → the KnowledgeBases the chains using its prompts retrieve from (once per view)."""
+        found: dict[str, list[str]] = {}
+        for chain in self.chains():
+            models = {prompt.spec.model for step in chain.spec.steps if step.prompt
+                      for prompt in [self.get("Prompt", step.prompt)] if prompt is not None}
+            retrieved = [step.retrieve for step in chain.spec.steps if step.retrieve]
+            for model in models:
+                found.setdefault(model, []).extend(retrieved)
+        return found
+
     def embedding_model_for(self, model: str) -> str | None:
         """The embedding model of the KnowledgeBase that chains using ``model``'s prompts retrieve from (the first
         by name when several), or None."""
-        found = []
-        for chain in self.chains():
-            prompts = [self.get("Prompt", step.prompt) for step in chain.spec.steps if step.prompt]
-            if any(prompt is not None and prompt.spec.model == model for prompt in prompts):
-                found += [step.retrieve for step in chain.spec.steps if step.retrieve]
-        for name in sorted(found):
+        for name in sorted(self._retrieved_for_model.get(model, [])):
             knowledge_base = self.get("KnowledgeBase", name)
             if knowledge_base is not None:
                 return str(knowledge_base.spec.embedding.model)

@@ -21,6 +21,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_compile_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The suite's compiles (in-process and in subprocesses) cache in a temp folder, never in the user's
+    ``~/.cache`` (tests that study the cache point it elsewhere themselves)."""
+    folder = tmp_path_factory.mktemp("llmops-cache")
+    folder.chmod(0o700)
+    os.environ["LLMOPS_CACHE_DIR"] = str(folder)
+
+
 @pytest.fixture
 def example_copy(tmp_path: Path) -> Path:
     """A writable copy of the example project (specs/ and generated/) in a temp folder."""
