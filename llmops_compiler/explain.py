@@ -13,6 +13,7 @@ from pydantic_core import PydanticUndefined
 from .annotations import unwrap
 from .diagnostics import did_you_mean
 from .specs import SPEC_MODELS
+from .specs.docs import field_description
 
 ENVELOPE = """apiVersion  llmops.dev/v1alpha1
 kind        one of the kinds below
@@ -89,14 +90,17 @@ def explain(target: str) -> str:
                                                          "expected one of: " + ", ".join(SPEC_MODELS)))
     model: type[BaseModel] = SPEC_MODELS[kind]
     field_info: FieldInfo | None = None
+    description: str | None = None
     walked: list[str] = []
     for element in path:
         fields = {info.alias or name: info for name, info in model.model_fields.items()}
+        names = {info.alias or name: name for name, info in model.model_fields.items()}
         if element not in fields:
             where = ".".join([kind, *walked])
             raise ExplainError(f"`{where}` has no field `{element}`; " + (
                 did_you_mean(element, fields) or "its fields are: " + ", ".join(fields)))
         field_info = fields[element]
+        description = field_description(model, names[element], field_info)
         walked.append(element)
         nested = _model_of(field_info.annotation)
         if nested is None and element != path[-1]:
@@ -107,18 +111,19 @@ def explain(target: str) -> str:
     lines = [f"KIND:     {kind}"]
     if field_info is not None:
         lines.append(f"FIELD:    {'.'.join(walked)} <{type_name(field_info.annotation)}>")
-        lines += ["", "DESCRIPTION:", *_indented(field_info.description or "", 2)]
+        lines += ["", "DESCRIPTION:", *_indented(description or "", 2)]
         if _model_of(field_info.annotation) is None:
             default = _default(field_info)
             if default:
                 lines += ["", f"  ({default})"]
             return "\n".join(lines)
-        lines += _indented(model.__doc__ or "", 2)
+        if (model.__doc__ or "").strip() != (description or "").strip():
+            lines += _indented(model.__doc__ or "", 2)
     else:
         lines += ["", "DESCRIPTION:", *_indented(model.__doc__ or "", 2)]
     lines += ["", "FIELDS:"]
     for name, info in model.model_fields.items():
         default = _default(info)
         lines.append(f"  {info.alias or name} <{type_name(info.annotation)}>" + (f" ({default})" if default else ""))
-        lines += _indented(info.description or "", 4)
+        lines += _indented(field_description(model, name, info) or "", 4)
     return "\n".join(lines)

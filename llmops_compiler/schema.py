@@ -12,6 +12,7 @@ from pydantic.json_schema import models_json_schema
 from .conventions import API_VERSION
 from .overrides import merge_key
 from .specs import SPEC_MODELS
+from .specs.docs import field_description
 
 METADATA_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -55,8 +56,9 @@ def _models(root: type[BaseModel]) -> dict[str, type[BaseModel]]:
     return found
 
 
-def _describe_list_merging(definitions: dict[str, Any]) -> None:
-    """Say on every list field what an environment override does to it (see :mod:`.overrides`)."""
+def _describe_fields(definitions: dict[str, Any]) -> None:
+    """Give every field its description (:func:`.specs.docs.field_description`) and say on every list field
+    what an environment override does to it (see :mod:`.overrides`)."""
     models: dict[str, type[BaseModel]] = {}
     for root in SPEC_MODELS.values():
         models.update(_models(root))
@@ -65,9 +67,14 @@ def _describe_list_merging(definitions: dict[str, Any]) -> None:
         if model is None:
             continue
         for field_name, info in model.model_fields.items():
-            key, item = merge_key(info.annotation)
             prop = definition.get("properties", {}).get(info.alias or field_name)
-            if item is None or prop is None:
+            if prop is None:
+                continue
+            description = field_description(model, field_name, info)
+            if description:
+                prop["description"] = description
+            key, item = merge_key(info.annotation)
+            if item is None:
                 continue
             rule = (f"An environment override merges items by `{key}`; `$patch: delete` removes one." if key
                     else "An environment override replaces the whole list.")
@@ -79,7 +86,7 @@ def json_schema() -> dict[str, Any]:
     _, definitions = models_json_schema(
         [(model, "validation") for model in SPEC_MODELS.values()], ref_template="#/$defs/{model}"
     )
-    _describe_list_merging(definitions.get("$defs", {}))
+    _describe_fields(definitions.get("$defs", {}))
     by_kind = []
     for kind, model in SPEC_MODELS.items():
         by_kind.append({

@@ -49,7 +49,8 @@ def test_compile_never_imports_the_schema_models(example_copy: Path) -> None:
     probe = (
         "import sys; from pathlib import Path; from llmops_compiler import api; "
         f"api.build(Path({str(example_copy / 'specs')!r})); "
-        "print(sorted(m for m in ('hera', 'kubernetes', 'kubernetes_validate', 'cloudcoil') "
+        "print(sorted(m for m in ('hera', 'kubernetes', 'kubernetes_validate', 'cloudcoil', 'torch', 'mlflow', "
+        "'requests.sessions') "
         "if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)

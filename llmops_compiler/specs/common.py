@@ -220,7 +220,7 @@ class StrictModel(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid", alias_generator=to_camel, strict=True, frozen=True, validate_by_name=False,
-        use_attribute_docstrings=True,
+        use_attribute_docstrings=False,
     )
     merge_key: ClassVar[str | None] = None
     """The field a list of these merges by in environment overrides (None: such a list is replaced)."""
