@@ -599,7 +599,11 @@ def compile_project(specs_dir: Path, output_dir: Path, strict: bool = False, cac
 
     With ``cache`` (see :func:`build`), the output folder's lock is held for the whole compile, so that the
     bytes taken from it cannot change meanwhile; when the cache holds a build of exactly these specs and the
-    folder already holds its files, nothing is compiled."""
+    folder already holds its files, nothing is compiled. An output folder that overlaps the specs folder is
+    refused (:func:`.emit.overlap_problems`)."""
+    overlap = emit.overlap_problems(specs_dir, output_dir)
+    if overlap:
+        raise CompileError(overlap)
     if cache is None or not os.path.lexists(output_dir):  # nothing to reuse; a failed compile creates nothing
         result = build(specs_dir, strict=strict, cache=cache)
         written = _written(lambda: emit.write_output(output_dir, result.files))

@@ -17,6 +17,7 @@ from .burn_rates import TIER_PAGE, decimal_text, error_budget, lowest_factor
 from .diagnostics import did_you_mean
 from .load import YamlPath
 from .quantities import quantity_value
+from .rollout import analysis_query_problem
 from .specs import (
     ChainSpec,
     DatasetSpec,
@@ -522,6 +523,13 @@ def check_rollout(spec: RolloutPolicySpec, raw: dict[str, Any]) -> Iterator[Find
         if (metric.max is None) == (metric.min is None):
             yield Finding(("analysis", "metrics", index), "LLM273",
                           f"analysis metric `{metric.name}` needs exactly one of `max` or `min`")
+    for index, metric in enumerate(spec.analysis.metrics):
+        problem = analysis_query_problem(metric.query, spec.analysis.interval)
+        if problem:
+            yield Finding(("analysis", "metrics", index, "query"), "LLM273",
+                          f"analysis metric `{metric.name}`: {problem}",
+                          "check the query against Prometheus (`promtool query instant`), with the placeholders "
+                          "filled in")
     for index, name in _duplicates([metric.name for metric in spec.analysis.metrics]):
         yield Finding(("analysis", "metrics", index, "name"), "LLM273", f"analysis metric `{name}` is defined twice")
     if analysis_schedule(spec.analysis.interval) is None:

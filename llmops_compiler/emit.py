@@ -447,6 +447,30 @@ def _link_or_copy(source: str | Path, target: str | Path) -> None:
         raise OSError(f"{source} cannot be carried into the new output folder (not a file, link or FIFO)")
 
 
+def _parents(path: str) -> Iterator[str]:
+    """The folders above a relative path, outermost first: ``a/b/c.yaml`` → ``a``, ``a/b``."""
+    parts = path.split("/")[:-1]
+    for end in range(1, len(parts) + 1):
+        yield "/".join(parts[:end])
+
+
+def overlap_problems(specs_dir: Path, output_dir: Path) -> list[Diagnostic]:
+    """LLM505 when the output folder is the specs folder, lies inside it or holds it (``-o .``): a compile
+    would write manifests among the specs (every later run then reads them as specs) or rebuild the project
+    folder around them. Paths are compared after resolving symbolic links."""
+    specs = Path(os.path.realpath(specs_dir))
+    output = Path(os.path.realpath(output_dir))
+    if output == specs or specs in output.parents:
+        why = "is the specs folder" if output == specs else "lies inside the specs folder"
+    elif output in specs.parents:
+        why = "holds the specs folder"
+    else:
+        return []
+    return [Diagnostic(Position(str(output_dir)), "LLM505",
+                       f"the output folder {why} `{specs_dir}`; a compile would mix manifests and specs",
+                       "write the output beside the specs, for example `-o generated`")]
+
+
 def write_state(state: OutputState, files: Files) -> WriteResult:
     """Replace the owned files of the output folder read as ``state`` with ``files`` in one atomic step.
 
@@ -460,13 +484,21 @@ def write_state(state: OutputState, files: Files) -> WriteResult:
     unowned = [path for path in [*entries.files, *entries.others]
                if path not in previous and path != conventions.MANIFEST_FILE]
     clashes = sorted((set(unowned) | set(entries.folders)) & set(files))
-    if clashes:
+    not_folders = set(unowned)  # files, links (to folders too) and FIFOs where the compiler needs a folder
+    in_the_way = sorted({parent for path in files for parent in _parents(path) if parent in not_folders})
+    if clashes or in_the_way:
         raise OutputConflict([
-            Diagnostic(Position(str(output / path)), "LLM503",
-                       "this file is not owned by llmops-compiler (not in its manifest), "
-                       "and a compile would overwrite it",
-                       "move or delete it, or compile into another folder")
-            for path in clashes
+            *(Diagnostic(Position(str(output / path)), "LLM503",
+                         "this file is not owned by llmops-compiler (not in its manifest), "
+                         "and a compile would overwrite it",
+                         "move or delete it, or compile into another folder")
+              for path in clashes),
+            *(Diagnostic(Position(str(output / path)), "LLM503",
+                         f"the compile writes files under `{path}/`, but this is "
+                         f"{'a symbolic link' if os.path.islink(output / path) else 'not a folder'}; "
+                         "writing through it would put files outside the output folder",
+                         "remove it (the compile recreates the folder), or compile into another folder")
+              for path in in_the_way),
         ])
     removed = sorted(set(previous) - set(files))
     if current == files and not any(os.path.lexists(output / path) for path in removed):

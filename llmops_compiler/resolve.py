@@ -290,6 +290,21 @@ class _Resolver:
                                       view.project.spec.node_pools)
         if isinstance(spec, RolloutStateSpec):
             self.check_rollout_state(spec_object, spec, view)
+        if isinstance(spec, KnowledgeBaseSpec):
+            self.check_collection_owner(spec_object, spec, view)
+
+    def check_collection_owner(self, spec_object: SpecObject, spec: KnowledgeBaseSpec, view: EnvironmentView) -> None:
+        """One KnowledgeBase per vector-store collection: each one's full re-sync deletes the chunks of documents
+        not in its own bucket, so two sharing a collection would delete each other's chunks."""
+        store = spec.vector_store
+        owner = min((knowledge_base.name for knowledge_base in view.knowledge_bases()
+                     if knowledge_base.spec.vector_store.uri == store.uri
+                     and knowledge_base.spec.vector_store.collection == store.collection), default=spec_object.name)
+        if owner != spec_object.name:
+            self.report(spec_object.locator(view.name).at(("vectorStore", "collection")), "LLM323",
+                        f"KnowledgeBase `{owner}` already fills collection `{store.collection}` at `{store.uri}`: "
+                        "each re-sync deletes the chunks of documents outside its own bucket, so the two would "
+                        "delete each other's", "give this KnowledgeBase a collection of its own")
 
     def check_follow_stable(self, spec_object: SpecObject, spec: MonitorSpec, view: EnvironmentView) -> None:
         """A reference that follows the stable version needs a served, tuned model (register records the data)."""
@@ -308,6 +323,10 @@ class _Resolver:
 
         embedded = [index for index, check in enumerate(spec.quality)
                     if (check.method or QUALITY_METRICS.get(check.metric, ("judge",))[0]) == "embedding"]
+        invalid = [name for kind in ("Chain", "KnowledgeBase")
+                   for name, defined in self.defined.get(kind, {}).items() if not isinstance(defined, SpecObject)]
+        if invalid:  # an invalid chain or KnowledgeBase may be the retrieving one; its own errors come first
+            return
         if embedded and spec.evaluation is not None and spec.evaluation.embedding_model is None \
                 and view.embedding_model_for(spec.model) is None:
             self.report(spec_object.locator(view.name).at(("quality", embedded[0], "metric")), "LLM322",

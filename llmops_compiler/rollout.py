@@ -64,6 +64,36 @@ TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 MAX_REASON = 4096  # `Transition.reason` holds at most this many characters
 
 
+ANALYSIS_PLACEHOLDERS = ("model", "version", "track", "namespace", "interval")
+"""What an analysis metric's query may hold as ``{{name}}``: filled in for the candidate by ``promote``."""
+_PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+
+
+def fill_analysis_query(query: str, values: Mapping[str, str]) -> str:
+    """``query`` with each ``{{name}}`` of :data:`ANALYSIS_PLACEHOLDERS` replaced by ``values[name]`` (spaces
+    inside the braces allowed); other text is left as it is."""
+    return _PLACEHOLDER.sub(lambda match: values.get(match.group(1), match.group(0)), query)
+
+
+def analysis_query_problem(query: str, interval: str) -> str | None:
+    """Why Prometheus would refuse ``query`` (an analysis metric's PromQL), or None: a ``{{...}}`` that is not
+    one of :data:`ANALYSIS_PLACEHOLDERS`, or, with sample values filled in (``interval`` for ``{{interval}}``),
+    a PromQL syntax error as `promql-parser` (a port of Prometheus's own parser) reports it."""
+    import promql_parser
+
+    unknown = sorted({match.group(1) for match in _PLACEHOLDER.finditer(query)} - set(ANALYSIS_PLACEHOLDERS))
+    if unknown:
+        return (f"unknown placeholder `{{{{{unknown[0]}}}}}`; the query may use "
+                + ", ".join(f"`{{{{{name}}}}}`" for name in ANALYSIS_PLACEHOLDERS))
+    filled = fill_analysis_query(query, {"model": "model", "version": "1", "track": "candidate",
+                                         "namespace": "namespace", "interval": interval})
+    try:
+        promql_parser.parse(filled)
+    except ValueError as error:
+        return f"not valid PromQL: {error}"
+    return None
+
+
 class TransitionRefused(ValueError):
     """A transition that does not apply to the state (resume what is not paused, promote nothing...)."""
 

@@ -84,6 +84,41 @@ def test_a_compile_refuses_to_overwrite_a_file_it_does_not_own(tmp_path: Path, e
     assert (output / "argocd" / "project.yaml").read_text() == "# mine\n"
 
 
+@pytest.mark.parametrize("kind", ["link to a folder", "file"])
+def test_a_compile_never_writes_through_a_link_or_a_file_where_it_needs_a_folder(
+        tmp_path: Path, example_copy: Path, kind: str) -> None:
+    output = example_copy / "generated"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for path in list(output.joinpath("dev").rglob("*"))[::-1]:
+        path.unlink() if path.is_file() else path.rmdir()
+    output.joinpath("dev").rmdir()
+    if kind == "file":
+        output.joinpath("dev").write_text("in the way\n")
+    else:
+        output.joinpath("dev").symlink_to(elsewhere, target_is_directory=True)
+    before = _tree(output)
+    with pytest.raises(CompileError) as error:
+        api.compile_project(example_copy / "specs", output)
+    [problem] = error.value.diagnostics
+    assert problem.code == "LLM503" and problem.position.file == str(output / "dev")
+    assert ("a symbolic link" if kind != "file" else "not a folder") in problem.message
+    assert list(elsewhere.iterdir()) == []
+    assert _tree(output) == before
+    assert not list(example_copy.glob(".generated.llmops-tmp-*"))
+
+
+@pytest.mark.parametrize("place", ["specs", "specs/out", ".", "specs-link"])
+def test_an_output_folder_overlapping_the_specs_folder_is_refused(example_copy: Path, place: str) -> None:
+    (example_copy / "specs-link").symlink_to(example_copy / "specs", target_is_directory=True)
+    before = _tree(example_copy)
+    with pytest.raises(CompileError) as error:
+        api.compile_project(example_copy / "specs", example_copy / place)
+    [problem] = error.value.diagnostics
+    assert problem.code == "LLM505" and "write the output beside the specs" in problem.hint
+    assert _tree(example_copy) == before
+
+
 @pytest.mark.slow
 def test_sigkill_mid_write_leaves_the_output_untouched(tmp_path: Path) -> None:
     specs = write_project(tmp_path, 1000, environments=3)  # about 3,900 files

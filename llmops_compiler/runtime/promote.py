@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import shutil
 import sys
 import tempfile
@@ -80,7 +79,6 @@ EXIT_ROLLED_BACK = 1
 PROMETHEUS_TIMEOUT_S = 30
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 PR_BRANCH_PREFIX = "llmops/rollout/"
-_PLACEHOLDER = re.compile(r"\{\{\s*(model|version|track|namespace|interval)\s*\}\}")
 
 
 @dataclass
@@ -231,7 +229,7 @@ def analysis_queries(context: Context, version: int) -> tuple[str, list[Analysis
     values = {"model": context.policy.spec.model, "version": str(version), "track": "candidate",
               "namespace": context.view.namespace, "interval": interval}
     for metric in analysis.metrics:
-        query = _PLACEHOLDER.sub(lambda match: values[match.group(1)], metric.query)
+        query = rollout.fill_analysis_query(metric.query, values)
         queries.append(AnalysisQuery(metric.name, query, metric.max, metric.min))
     return requests, queries
 

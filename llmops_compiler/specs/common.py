@@ -9,6 +9,7 @@ are :data:`Line` (one line, no control characters) unless they are meant to hold
 from __future__ import annotations
 
 import re
+import urllib.parse
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
@@ -113,6 +114,12 @@ def _cron(value: str) -> str:
 def _url(value: str) -> str:
     if not URL.fullmatch(value):
         raise ValueError(f"`{_shown(value)}` is not a URL such as `https://host/path` or `s3://bucket/key`")
+    try:
+        port = urllib.parse.urlsplit(value).port  # raises for a port out of 0-65535 or not a number
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise ValueError(f"`{_shown(value)}` has an invalid port: a TCP port is a number from 1 to 65535")
     return value
 
 
@@ -154,6 +161,9 @@ def _host_port(value: str) -> str:
                          "`insecure`")
     if not HOST_PORT.fullmatch(value):
         raise ValueError(f"`{_shown(value)}` is not an endpoint of the form `host` or `host:port`")
+    port = value.rpartition(":")[2] if ":" in value else None
+    if port is not None and not 1 <= int(port) <= 65535:
+        raise ValueError(f"`{_shown(value)}` has port {int(port)}: a TCP port is 1 to 65535")
     return value
 
 
