@@ -56,6 +56,8 @@ class Build:
     files: emit.Files
     specs_digest: str = ""
     """What the specs say (:func:`.load.specs_digest`), as the manifest records it."""
+    warnings: list[Diagnostic] = field(default_factory=list)
+    """The run's warnings (a build has no errors), sorted by position."""
 
 
 # --- cache entries -----------------------------------------------------------------------------------
@@ -238,18 +240,20 @@ def _semantic_digest(inputs: SpecInputs, cache: Cache | None, scope: str) -> str
 # --- stages ------------------------------------------------------------------------------------------
 
 def resolve_specs(
-    specs_dir: Path, cache: Cache | None = None, inputs: SpecInputs | None = None,
+    specs_dir: Path, cache: Cache | None = None, inputs: SpecInputs | None = None, stale_steps: bool = False,
 ) -> tuple[ProjectGraph | None, list[Diagnostic]]:
     """Load, validate and resolve; every problem of the run comes back together, sorted by position.
 
-    ``inputs`` are the spec files already read (:func:`.load.read_spec_inputs`), read here when not given."""
-    graph, problems, _ = _resolve(specs_dir, cache, inputs)
+    ``inputs`` are the spec files already read (:func:`.load.read_spec_inputs`), read here when not given.
+    ``stale_steps`` makes a rollout state on a step its policy no longer has a warning, not an error, for the
+    commands that can repair it (``llmops rollout status`` and ``abort``)."""
+    graph, problems, _ = _resolve(specs_dir, cache, inputs, stale_steps=stale_steps)
     return graph, problems
 
 
 def _resolve(
     specs_dir: Path, cache: Cache | None = None, inputs: SpecInputs | None = None, scope: Path | None = None,
-    remember: bool = True,
+    remember: bool = True, stale_steps: bool = False,
 ) -> tuple[ProjectGraph | None, list[Diagnostic], _Loaded | None]:
     """:func:`resolve_specs`, and what loading found (see :class:`_Loaded`). ``scope`` is the specs folder
     whose cached units are used (default ``specs_dir``); ``remember=False`` leaves them as they were."""
@@ -261,28 +265,32 @@ def _resolve(
     loaded = _load_and_validate(inputs, cache, _scope(scope or specs_dir), remember)
     problems = list(loaded.problems)
     unreadable = {problem.position.file for problem in problems if problem.code in UNREADABLE_FILE_CODES}
-    graph, resolution_problems = resolve(loaded.objects, specs_root=specs_dir.name, complete=not unreadable)
+    graph, resolution_problems = resolve(loaded.objects, specs_root=specs_dir.name, complete=not unreadable,
+                                         stale_steps=stale_steps)
     problems += resolution_problems
     problems = sorted_unique(problems)
     if any(problem.severity == "error" for problem in problems):
         return None, problems, loaded
-    if cache is not None:
-        cache.put_pickle(CHECKED, cache.key(CHECKED, inputs.content_digest()), problems)
     return graph, problems, loaded
 
 
 def validate(specs_dir: Path, cache: Cache | None = None) -> list[Diagnostic]:
-    """Every problem in the specs (errors and warnings), sorted by position."""
+    """Every problem in the specs (errors and warnings), sorted by position: exactly what ``compile`` would
+    report, since specs that resolve are compiled in memory too (names and label values the targets derive
+    are only checked there); nothing is written. With ``cache``, specs a compile or validate already found
+    free of errors are answered from it."""
+    inputs = read_spec_inputs(specs_dir)
+    if cache is not None and inputs.missing is None:
+        warnings = _diagnostics(cache.get_pickle(CHECKED, cache.key(CHECKED, inputs.content_digest())))
+        if warnings is not None and not any(item.severity == "error" for item in warnings):
+            return warnings
+    try:
+        problems = build(specs_dir, cache=cache, inputs=inputs).warnings
+    except CompileError as error:
+        problems = error.diagnostics
     if cache is not None:
-        inputs = read_spec_inputs(specs_dir)
-        if inputs.missing is None:
-            warnings = _diagnostics(cache.get_pickle(CHECKED, cache.key(CHECKED, inputs.content_digest())))
-            if warnings is not None and not any(item.severity == "error" for item in warnings):
-                return warnings
-        problems = resolve_specs(specs_dir, cache, inputs)[1]
         cache.prune()
-        return problems
-    return resolve_specs(specs_dir)[1]
+    return problems
 
 
 def lower(graph: ProjectGraph) -> list[Resource]:
@@ -543,7 +551,9 @@ def build(
 
         emit_problems += strict_diagnostics(resources, positions)
     if emit_problems:
-        raise CompileError(emit_problems)
+        raise CompileError(sorted_unique([*problems, *emit_problems]))
+    if cache is not None and not strict:
+        cache.put_pickle(CHECKED, cache.key(CHECKED, inputs.content_digest()), problems)
     if cache is not None and reuse is not None and targets is not None:
         if remember and reuse.learned != known:
             cache.put_pickle(RENDERS, cache.key(RENDERS, project), reuse.learned)
@@ -553,7 +563,7 @@ def build(
             record = ({path: hashlib.sha256(content).hexdigest() for path, content in files.items()},
                       environments, len(resources))
             cache.put_pickle(BUILDS, cache.key(BUILDS, inputs.content_digest()), record)
-    return Build(graph, resources, files, digest)
+    return Build(graph, resources, files, digest, problems)
 
 
 def compiled_files(

@@ -75,6 +75,12 @@ def handles_errors(command: F) -> F:
         except KeyboardInterrupt:
             click.echo("interrupted; the output folder was left as it was", err=True)
             sys.exit(2)
+        except OSError as error:  # the machine, not the specs: a read-only or full disk, permissions, ...
+            if os.environ.get("LLMOPS_DEBUG"):
+                raise
+            where = f": {error.filename}" if error.filename else ""
+            click.echo(f"error: {error.strerror or error}{where}", err=True)
+            sys.exit(2)
         except Exception as error:  # the boundary: report, never a traceback
             if os.environ.get("LLMOPS_DEBUG"):
                 raise
@@ -202,6 +208,7 @@ def validate(specs: Path, output_format: str, no_cache: bool) -> None:
 
 @main.command()
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to this file.")
+@handles_errors
 def schema(output: Path | None) -> None:
     """Print the JSON Schema of spec documents (point a `yaml-language-server: $schema=` modeline at it)."""
     from .schema import json_schema_text
@@ -209,9 +216,10 @@ def schema(output: Path | None) -> None:
     text = json_schema_text()
     if output is None:
         click.echo(text, nl=False)
-    else:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text)
+        return
+    if not output.parent.is_dir():
+        raise click.BadParameter(f"`{output.parent}` is not a folder", param_hint="-o")
+    output.write_text(text)
 
 
 @main.command()
@@ -236,6 +244,7 @@ def requirements(specs: Path, environment: str | None, requirements_format: str)
 
 @main.command()
 @click.argument("target", required=False, default="", metavar="[KIND[.FIELD...]]")
+@handles_errors
 def explain(target: str) -> None:
     """Document a kind or a field of the spec language (like `kubectl explain`)."""
     from .explain import ExplainError
@@ -250,6 +259,7 @@ def explain(target: str) -> None:
 @main.command()
 @click.argument("specs", type=click.Path(path_type=Path, file_okay=False), default="specs", required=False)
 @click.option("--name", default="my-assistant", show_default=True, help="Project name (a DNS label).")
+@handles_errors
 def init(specs: Path, name: str) -> None:
     """Create a new spec project in SPECS that compiles as it is."""
     from .scaffold import ScaffoldError, scaffold
@@ -280,13 +290,25 @@ def graph(specs: Path, graph_format: str) -> None:
     click.echo(RENDERERS[graph_format](resolved))
 
 
-def _resolved(specs: Path, environment: str | None = None) -> Any:
+def _require_git_work_tree(*paths: Path) -> None:
+    """A usage error unless every path lies in a git work tree (checked before ``--commit`` changes anything)."""
+    import subprocess
+
+    for path in paths:
+        folder = path if path.is_dir() else path.parent
+        done = subprocess.run(["git", "-C", str(folder if folder.exists() else Path.cwd()), "rev-parse",
+                               "--is-inside-work-tree"], capture_output=True, text=True)
+        if done.returncode != 0 or done.stdout.strip() != "true":
+            raise click.UsageError(f"--commit needs a git repository, and `{path}` is not in one; nothing changed")
+
+
+def _resolved(specs: Path, environment: str | None = None, stale_steps: bool = False) -> Any:
     """The resolved project graph; raises CompileError on spec errors and a usage error for an ``--env`` the
-    Project does not define."""
+    Project does not define. ``stale_steps``: see :func:`.api.resolve_specs`."""
     from . import api
     from .diagnostics import CompileError
 
-    graph, problems = api.resolve_specs(specs)
+    graph, problems = api.resolve_specs(specs, stale_steps=stale_steps)
     if graph is None:
         raise CompileError(problems)
     names = [view.name for view in graph.environments]
@@ -309,7 +331,7 @@ def rollout_status(specs: Path, environment: str | None) -> None:
     """Per environment and RolloutPolicy: stable, candidate, strategy, step and weight, failures, last reason."""
     from .rollout import describe_state
 
-    graph = _resolved(specs, environment)
+    graph = _resolved(specs, environment, stale_steps=True)
     lines = [describe_state(view.name, policy.name, policy.spec, view.rollout_state(policy.name))
              for view in graph.environments if environment in (None, view.name) for policy in view.rollout_policies()]
     click.echo("\n".join(lines) if lines else "no RolloutPolicy")
@@ -326,38 +348,59 @@ def _transition_command(name: str, summary: str) -> None:
     @click.option("--commit", is_flag=True, help="Commit the state and the regenerated output (not pushed).")
     @handles_errors
     def command(model: str, environment: str, reason: str, specs: Path, output: Path, commit: bool) -> None:
+        import subprocess
         from datetime import UTC, datetime
 
         from . import api
         from . import rollout as machine
 
-        graph = _resolved(specs, environment)
+        stale_steps = name == "abort"  # abort repairs a state on a step the policy no longer has
+        graph = _resolved(specs, environment, stale_steps=stale_steps)
         view = next(item for item in graph.environments if item.name == environment)
         policy = next((item for item in view.rollout_policies() if item.spec.model == model), None)
         if policy is None:
             raise click.BadParameter(f"no RolloutPolicy rolls out Model `{model}` in {environment}",
                                      param_hint="MODEL")
-        why = reason or f"{name} by hand"
+        if commit:
+            _require_git_work_tree(specs, output)
+        why = reason or "by hand"
         step = getattr(machine, name)
         now = datetime.now(UTC)
+
+        compiled = False
+
+        def compile_and_commit(decision: machine.Decision, path: Path) -> None:
+            nonlocal compiled
+            api.compile_project(specs, output)
+            compiled = True
+            if commit:
+                words = machine.describe_decision(environment, policy.name, policy.spec, decision)
+                paths = [str(path), str(output)]
+                for command in (["git", "add", "--", *paths],
+                                ["git", "commit", "-q", "-m", words, "-m", why, "--", *paths]):
+                    done = subprocess.run(command, capture_output=True, text=True)
+                    if done.returncode != 0:
+                        subprocess.run(["git", "reset", "-q", "--", *paths], capture_output=True)
+                        raise click.ClickException(f"`{' '.join(command[:2])}` failed, so nothing changed: "
+                                                   f"{(done.stderr or done.stdout).strip()}")
+
         try:
-            decision, path = machine.record_transition(specs, policy.name, environment,
-                                                       lambda state: step(state, why, now))
+            decision, _ = machine.record_transition(specs, policy.name, environment,
+                                                    lambda state: step(state, why, now), then=compile_and_commit,
+                                                    stale_steps=stale_steps)
         except machine.TransitionRefused as error:
             click.echo(f"error: {error}", err=True)
             sys.exit(1)
+        except BaseException:
+            if compiled:  # the state file has its previous bytes again; so does the output
+                api.compile_project(specs, output)
+            raise
         words = machine.describe_decision(environment, policy.name, policy.spec, decision)
         if not decision.changed:
             click.echo(f"{words} (nothing to change)")
             return
-        api.compile_project(specs, output)
         click.echo(words)
         if commit:
-            import subprocess
-
-            paths = [str(path), str(output)]
-            subprocess.run(["git", "add", "--", *paths], check=True)
-            subprocess.run(["git", "commit", "-q", "-m", words, "-m", why, "--", *paths], check=True)
             click.echo("committed (not pushed)")
 
 

@@ -74,7 +74,7 @@ def _derived_label_problems(item: Resource, position: Position) -> list[Diagnost
         Diagnostic(position, "LLM504",
                    f"{item.kind} `{item.name}` carries the name `{name}` ({len(name)} characters), which is not a "
                    f"valid label value of at most 63 characters: {why}",
-                   "shorten the spec's name, or the model's name it is combined with")
+                   "shorten the spec's name (or the names it is combined with, such as a model's)")
         for name, why in derived if len(name) > 63 or not LABEL_VALUE.fullmatch(name)
     ]
 

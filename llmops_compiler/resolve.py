@@ -176,8 +176,10 @@ def references(kind: str, spec: BaseModel, name: str = "") -> Iterator[tuple[Yam
 
 
 class _Resolver:
-    def __init__(self, objects: Sequence[SpecObject | InvalidSpec], complete: bool = True) -> None:
+    def __init__(self, objects: Sequence[SpecObject | InvalidSpec], complete: bool = True,
+                 stale_steps: bool = False) -> None:
         self.all_objects = objects
+        self.stale_steps = stale_steps
         # False when a spec file could not be read or parsed: a reference to a spec it may hold is then not
         # reported as dangling, nor a missing Project (the file's own error says what to fix).
         self.complete = complete
@@ -188,8 +190,8 @@ class _Resolver:
         # again as dangling (the spec's own errors say what is wrong).
         self.defined: dict[str, dict[str, SpecObject | InvalidSpec]] = {}
 
-    def report(self, position: Position, code: str, message: str, hint: str = "") -> None:
-        self.problems.append(Diagnostic(position, code, message, hint))
+    def report(self, position: Position, code: str, message: str, hint: str = "", warning: bool = False) -> None:
+        self.problems.append(Diagnostic(position, code, message, hint, "warning" if warning else "error"))
 
     def index(self) -> None:
         for spec_object in self.all_objects:
@@ -427,8 +429,9 @@ class _Resolver:
             elif environment == view.name and state.step >= max(len(steps), 1):
                 self.report(locator.at(("environments", environment, "step")), "LLM319",
                             f"step {state.step} does not exist: the policy has steps 0 to {max(len(steps), 1) - 1}",
-                            "the promote step writes this file; restore it from git, or run "
-                            "`llmops rollout abort`")
+                            "the promote step writes this file; restore it from git, or roll the candidate back "
+                            f"with `llmops rollout abort {cast(RolloutPolicySpec, policy.spec).model} --env "
+                            f"{environment}`", warning=self.stale_steps)
 
     def check_monitor_actions(self, spec_object: SpecObject, spec: MonitorSpec, view: EnvironmentView) -> None:
         locator = spec_object.locator(view.name)
@@ -492,13 +495,15 @@ class _Resolver:
 
 
 def resolve(
-    objects: Sequence[SpecObject | InvalidSpec], specs_root: str = "specs", complete: bool = True
+    objects: Sequence[SpecObject | InvalidSpec], specs_root: str = "specs", complete: bool = True,
+    stale_steps: bool = False,
 ) -> tuple[ProjectGraph | None, list[Diagnostic]]:
     """The graph of the valid specs and the problems between specs; invalid ones only count as defined.
 
     ``complete`` is False when some spec file could not be read or parsed: references that file might satisfy
-    are then not reported as dangling."""
-    resolver = _Resolver(objects, complete)
+    are then not reported as dangling. With ``stale_steps``, a rollout state on a step the policy does not have
+    is a warning (see :func:`.api.resolve_specs`)."""
+    resolver = _Resolver(objects, complete, stale_steps)
     resolver.index()
     project_object = resolver.project(specs_root)
     if project_object is None:

@@ -742,16 +742,23 @@ def write_environment_state(path: Path, policy_name: str, environment: str, stat
 
 
 def record_transition(specs_dir: Path, policy_name: str, environment: str,
-                      transition: Callable[[EnvironmentState], Decision]) -> tuple[Decision, Path]:
+                      transition: Callable[[EnvironmentState], Decision],
+                      then: Callable[[Decision, Path], None] | None = None,
+                      stale_steps: bool = False) -> tuple[Decision, Path]:
     """Apply ``transition`` to ``environment``'s state of policy ``policy_name`` in the specs under ``specs_dir``
     and write the state file when the state changes: what ``llmops rollout pause|resume|promote|abort`` does
-    (``lambda state: pause(state, reason, now)``). Returns the decision and the state file (written or not);
-    the caller compiles. Raises KeyError for an unknown environment or policy, ``CompileError`` when the specs
-    have errors, TransitionRefused from the transition, StateFileError from the edit."""
+    (``lambda state: pause(state, reason, now)``). Returns the decision and the state file (written or not).
+
+    ``then(decision, state_file)`` runs after a change is written (the caller compiles and commits there); when
+    it raises, the state file gets its previous bytes back (or goes, when it was new) and the exception
+    propagates, so the state never says what the output does not. ``stale_steps``: see
+    :func:`.api.resolve_specs` (for ``abort``, which repairs a state on a step the policy no longer has).
+    Raises KeyError for an unknown environment or policy, ``CompileError`` when the specs have errors,
+    TransitionRefused from the transition, StateFileError from the edit."""
     from .api import resolve_specs
     from .diagnostics import CompileError
 
-    graph, problems = resolve_specs(specs_dir)
+    graph, problems = resolve_specs(specs_dir, stale_steps=stale_steps)
     if graph is None:
         raise CompileError(problems)
     view = next((view for view in graph.environments if view.name == environment), None)
@@ -763,14 +770,33 @@ def record_transition(specs_dir: Path, policy_name: str, environment: str,
     decision = transition(view.rollout_state(policy_name))
     path, policy_file = state_file_for(specs_dir, graph, policy_name)
     if decision.changed:
+        previous = path.read_bytes() if path.exists() else None
         write_environment_state(path, policy_name, environment, decision.after, header_from=policy_file)
+        if then is not None:
+            try:
+                then(decision, path)
+            except BaseException:
+                if previous is None:
+                    path.unlink(missing_ok=True)
+                else:
+                    _write_atomically(path, previous.decode("utf-8"))
+                raise
     return decision, path
 
 
 def _write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in one rename; the file keeps its mode (a new one gets 0666 less umask,
+    as an editor would write it, not the 0600 of a temporary file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        mode = path.stat().st_mode & 0o7777
+    else:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        mode = 0o666 & ~umask
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(descriptor, mode)
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.replace(temporary, path)

@@ -193,6 +193,11 @@ def test_generated_names_too_long_for_their_kind_fail_the_compile(cli: Cli, exam
     )
     assert "Traceback" not in result.output
     assert sorted(p.relative_to(example_copy).as_posix() for p in (example_copy / "generated").rglob("*")) == before
+    # `validate` (the pre-commit hook) reports exactly what `compile` does, cached or not.
+    for flags in ((), ("--no-cache",), ()):
+        validated = cli("validate", *flags, cwd=example_copy)
+        assert validated.exit_code == 1
+        assert validated.stderr == result.stderr
 
 
 def test_diff_shows_the_changed_part_of_long_values_and_folds_bookkeeping(cli: Cli, example_copy: Path) -> None:
@@ -240,3 +245,16 @@ def test_init_creates_a_project_that_compiles_and_leaves_git_clean(cli: Cli, tmp
     assert again.exit_code == 2 and "is not empty" in again.output
     assert cli("init", "other", "--name", "Bad_Name", cwd=tmp_path).exit_code == 2
     assert (tmp_path / ".gitignore").read_bytes() == ignore
+
+
+def test_commands_that_write_files_report_the_machine_s_refusals_without_a_traceback(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("")
+    for arguments in (("schema", "-o", str(tmp_path / "afile/x.json")),
+                      ("schema", "-o", str(tmp_path / "missing/x.json")),
+                      ("init", "/proc/llmops-cannot-write/specs"),
+                      ("schema", "-o", "/proc/llmops-cannot-write.json")):
+        result = cli(*arguments)
+        assert result.exit_code == 2, arguments
+        assert "Traceback" not in result.output and "internal error" not in result.output, result.output
+    assert not (tmp_path / "missing").exists()
+    assert "No such file or directory: /proc/llmops-cannot-write" in cli("init", "/proc/llmops-cannot-write/specs").stderr

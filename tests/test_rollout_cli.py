@@ -132,3 +132,69 @@ def test_diff_words_a_step_change(cli: Cli, example_copy: Path, monkeypatch: pyt
     assert diff.exit_code == 3, diff.output
     assert rollouts(diff.output) == ["dev: support-llm canary 25% → 50%"]
     assert "spec.http[0].route[0].weight: 75 → 50" in diff.output  # and the fields it changes
+
+
+def test_a_policy_edit_that_strands_a_rollout_is_repaired_by_abort(cli: Cli, example_copy: Path) -> None:
+    """Removing steps while dev is at step 1 makes the specs invalid; the hint's command is the way out."""
+    policy = example_copy / "specs/rollouts/support-llm.yaml"
+    policy.write_text(policy.read_text().replace(
+        "    - weight: 10\n      pause: 30m\n    - weight: 25\n      pause: 1h\n    - weight: 50\n      pause: 2h\n",
+        ""))
+    stranded = cli("validate", cwd=example_copy)
+    assert stranded.exit_code == 1
+    assert "error[LLM319]: step 1 does not exist: the policy has steps 0 to 0" in stranded.stderr
+    assert "`llmops rollout abort support-llm --env dev`" in stranded.stderr
+    refused = cli("rollout", "promote", "support-llm", "--env", "dev", cwd=example_copy)
+    assert refused.exit_code == 1 and "LLM319" in refused.stderr
+    status = cli("rollout", "status", "--env", "dev", cwd=example_copy)
+    assert status.exit_code == 0 and status.output.startswith("dev: support-llm canary v8"), status.output
+    aborted = cli("rollout", "abort", "support-llm", "--env", "dev", cwd=example_copy)
+    assert aborted.exit_code == 0, aborted.output
+    assert environments(example_copy)["dev"]["status"] == "rolledBack"
+    assert cli("check", cwd=example_copy).exit_code == 0
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` but the output folder's lock (an empty file a compile leaves, ignored by git)."""
+    return {path.relative_to(folder).as_posix(): path.read_bytes() for path in folder.rglob("*")
+            if path.is_file() and not path.name.endswith(".llmops-lock")}
+
+
+def test_a_transition_that_cannot_finish_changes_nothing(
+    cli: Cli, example_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = _tree(example_copy)
+    outside_git = cli("rollout", "pause", "support-llm", "--env", "dev", "--commit", cwd=example_copy)
+    assert outside_git.exit_code == 2 and "--commit needs a git repository" in outside_git.output
+    assert _tree(example_copy) == before
+
+    # The output cannot be written (a link where the compile needs a folder): the state is put back.
+    serving = example_copy / "generated/dev/serving"
+    for path in serving.iterdir():
+        path.unlink()
+    serving.rmdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    serving.symlink_to(elsewhere, target_is_directory=True)
+    before = _tree(example_copy)
+    blocked = cli("rollout", "pause", "support-llm", "--env", "dev", cwd=example_copy)
+    assert blocked.exit_code == 1 and "LLM503" in blocked.stderr
+    assert _tree(example_copy) == before and list(elsewhere.iterdir()) == []
+    serving.unlink()
+    elsewhere.rmdir()
+
+    # The commit is refused (a pre-commit hook): state, output and index are as they were.
+    for key, value in IDENTITY.items():
+        monkeypatch.setenv(key, value)
+    assert cli("compile", cwd=example_copy).exit_code == 0
+    git(example_copy, "init", "-q", "-b", "main")
+    git(example_copy, "add", "-A")
+    git(example_copy, "commit", "-qm", "base")
+    hook = example_copy / ".git/hooks/pre-commit"
+    hook.write_text("#!/bin/sh\necho 'commits are frozen' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    before = _tree(example_copy / "specs"), _tree(example_copy / "generated")
+    frozen = cli("rollout", "pause", "support-llm", "--env", "dev", "--commit", cwd=example_copy)
+    assert frozen.exit_code == 1 and "commits are frozen" in frozen.output and "nothing changed" in frozen.output
+    assert (_tree(example_copy / "specs"), _tree(example_copy / "generated")) == before
+    assert git(example_copy, "status", "--porcelain") == ""
