@@ -84,18 +84,41 @@ def check_project(spec: ProjectSpec, raw: dict[str, Any]) -> Iterator[Finding]:
 
 # --- Model -----------------------------------------------------------------------------------------
 
+NATIVE_RESOURCES = ("cpu", "memory", "ephemeral-storage")
+"""Resources Kubernetes lets a container overcommit (a request below its limit); with ``hugepages-*``, the
+rest are extended resources (``nvidia.com/gpu``)."""
+
+
 def _extended(resource: str) -> bool:
-    return "/" in resource
+    return resource not in NATIVE_RESOURCES and not resource.startswith("hugepages-")
 
 
-def whole_extended_resources(resources: Any, path: YamlPath) -> Iterator[Finding]:
-    """Extended resources (anything with a `/`, such as `nvidia.com/gpu`) are counted in whole units."""
+def resource_requirement_findings(resources: Any, path: YamlPath) -> Iterator[Finding]:
+    """What the Kubernetes API refuses in a container's ``resources`` (``ValidateResourceRequirements`` in
+    kubernetes/pkg/apis/core/validation): a request above its limit (LLM211); for extended resources such as
+    ``nvidia.com/gpu``, a request without a limit or a limit that differs from it (LLM211), and a fraction
+    (LLM218: they are counted in whole units)."""
+    requests, limits = resources.requests, resources.limits
     for section in ("requests", "limits"):
         for resource, amount in getattr(resources, section).items():
             if _extended(resource) and quantity_value(amount).denominator != 1:
                 yield Finding((*path, section, resource), "LLM218",
                               f"`{resource}: {amount}` is not a whole number: extended resources such as GPUs "
                               "cannot be shared in fractions", "request whole units, e.g. `1`")
+    for resource, amount in requests.items():
+        limit = limits.get(resource)
+        if _extended(resource) and limit is None:
+            yield Finding((*path, "requests", resource), "LLM211", f"`{resource}` is requested without a limit",
+                          f"extended resources need equal requests and limits: add `{resource}: {amount}` "
+                          "under resources.limits", at_key=True)
+        elif _extended(resource) and limit is not None and quantity_value(limit) != quantity_value(amount):
+            yield Finding((*path, "limits", resource), "LLM211",
+                          f"`{resource}` limit ({limit}) differs from its request ({amount})",
+                          "extended resources such as GPUs must have equal requests and limits")
+        elif limit is not None and quantity_value(amount) > quantity_value(limit):
+            yield Finding((*path, "requests", resource), "LLM211",
+                          f"the `{resource}` request ({amount}) is above its limit ({limit}): Kubernetes refuses "
+                          "the pod", f"raise the limit to at least {amount}, or lower the request")
 
 
 MIN_TUNING_TIMEOUT_SECONDS = 60
@@ -108,7 +131,7 @@ def check_model(spec: ModelSpec, raw: dict[str, Any]) -> Iterator[Finding]:
                       f"the candidate alias is the stable alias `{serving.stable_alias}`: registering a new version "
                       "would move the serving alias", "give the candidate its own alias, e.g. `candidate`")
     if serving is not None and serving.deployment is not None:
-        yield from whole_extended_resources(serving.deployment.resources, ("serving", "deployment", "resources"))
+        yield from resource_requirement_findings(serving.deployment.resources, ("serving", "deployment", "resources"))
         if spec.quantization is not None:  # `quantize` writes a torch state dict: no server loads one
             yield Finding(("quantization",), "LLM227",
                           "`quantization` writes int8 weights that neither the reference server nor vLLM can load, "
@@ -117,7 +140,7 @@ def check_model(spec: ModelSpec, raw: dict[str, Any]) -> Iterator[Finding]:
                           at_key=True)
     tuning = spec.tuning
     if tuning is not None:
-        yield from whole_extended_resources(tuning.resources, ("tuning", "resources"))
+        yield from resource_requirement_findings(tuning.resources, ("tuning", "resources"))
         if duration_seconds(tuning.timeout) < MIN_TUNING_TIMEOUT_SECONDS:
             yield Finding(("tuning", "timeout"), "LLM105",
                           f"`timeout`: {tuning.timeout} is too short for a retrain (at least 1m)")
@@ -130,18 +153,7 @@ def check_model(spec: ModelSpec, raw: dict[str, Any]) -> Iterator[Finding]:
         if tuning.method == "full" and tuning.lora is not None:
             yield Finding(("tuning", "lora"), "LLM210", "`lora` settings have no effect with method `full`",
                           "remove the `lora:` block or use method `lora`", at_key=True)
-        requests, limits = tuning.resources.requests, tuning.resources.limits
-        for resource, amount in requests.items():
-            if _extended(resource) and resource not in limits:
-                yield Finding(("tuning", "resources", "requests", resource), "LLM211",
-                              f"`{resource}` is requested without a limit",
-                              f"extended resources need equal requests and limits: add `{resource}: {amount}` "
-                              "under resources.limits", at_key=True)
-            elif _extended(resource) and limits[resource] != amount:
-                yield Finding(("tuning", "resources", "limits", resource), "LLM211",
-                              f"`{resource}` limit ({limits[resource]}) differs from its request ({amount})",
-                              "extended resources such as GPUs must have equal requests and limits")
-        if tuning.method == "qlora" and "nvidia.com/gpu" not in limits:
+        if tuning.method == "qlora" and "nvidia.com/gpu" not in tuning.resources.limits:
             yield Finding(("tuning", "method"), "LLM212", "`qlora` needs a GPU (bitsandbytes 4-bit kernels)",
                           "add `nvidia.com/gpu: 1` to tuning.resources requests and limits, or use `lora`")
         for index, toleration in enumerate(tuning.tolerations):
@@ -485,8 +497,35 @@ def analysis_schedule(interval: str) -> str | None:
     return None
 
 
+# What Istio's validating webhook accepts in `retries.retryOn` (istio/pkg/config/validation, validateHTTPRetry):
+# each comma-separated item (no spaces) is one of Envoy's retry policies below or an HTTP status code Go's
+# `http.StatusText` knows.
+ISTIO_RETRY_ON = frozenset({
+    "5xx", "gateway-error", "reset", "reset-before-request", "connect-failure", "retriable-4xx", "refused-stream",
+    "retriable-status-codes", "retriable-headers", "envoy-ratelimited", "http3-post-connect-failure",
+    "cancelled", "deadline-exceeded", "internal", "resource-exhausted", "unavailable",
+})
+HTTP_STATUS_CODES = frozenset({
+    100, 101, 102, 103, *range(200, 209), 226, *range(300, 306), 307, 308, *range(400, 419), *range(421, 427),
+    428, 429, 431, 451, *range(500, 509), 510, 511,
+})
+
+
 def check_rollout(spec: RolloutPolicySpec, raw: dict[str, Any]) -> Iterator[Finding]:
     strategy = spec.strategy
+    if spec.retries is not None:
+        for condition in spec.retries.retry_on.split(","):
+            if condition not in ISTIO_RETRY_ON and not (condition.isdigit() and int(condition) in HTTP_STATUS_CODES):
+                yield Finding(("retries", "retryOn"), "LLM272",
+                              f"`{condition}` is not a retry condition Istio accepts",
+                              did_you_mean(condition, sorted(ISTIO_RETRY_ON)) or
+                              "use Envoy's conditions (5xx, gateway-error, reset, connect-failure, retriable-4xx, "
+                              "...) or HTTP status codes, comma-separated")
+        written = raw.get("retries") if isinstance(raw.get("retries"), dict) else {}
+        if spec.retries.attempts == 0 and ("retryOn" in written or spec.retries.per_try_timeout is not None):
+            yield Finding(("retries", "attempts"), "LLM272",
+                          "`attempts: 0` turns retries off, and Istio refuses `retryOn` or `perTryTimeout` with it",
+                          "remove them, or allow at least one attempt")
     if strategy in ("canary", "blueGreen") and not spec.steps:
         yield Finding(("strategy",), "LLM270", f"strategy `{strategy}` needs `steps`",
                       "add e.g. `steps: [{weight: 10, pause: 30m}, {weight: 50, pause: 1h}, {weight: 100}]`")

@@ -257,4 +257,5 @@ def test_commands_that_write_files_report_the_machine_s_refusals_without_a_trace
         assert result.exit_code == 2, arguments
         assert "Traceback" not in result.output and "internal error" not in result.output, result.output
     assert not (tmp_path / "missing").exists()
-    assert "No such file or directory: /proc/llmops-cannot-write" in cli("init", "/proc/llmops-cannot-write/specs").stderr
+    refused = cli("init", "/proc/llmops-cannot-write/specs")
+    assert "No such file or directory: /proc/llmops-cannot-write" in refused.stderr

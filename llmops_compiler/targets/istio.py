@@ -61,9 +61,9 @@ def http_routes(view: EnvironmentView, model: ResolvedSpec[ModelSpec], policy: R
     if policy.timeout is not None:
         common["timeout"] = policy.timeout
     if policy.retries is not None:
-        common["retries"] = {"attempts": policy.retries.attempts, "retryOn": policy.retries.retry_on,
-                             **({"perTryTimeout": policy.retries.per_try_timeout}
-                                if policy.retries.per_try_timeout else {})}
+        common["retries"] = {"attempts": 0} if policy.retries.attempts == 0 else {
+            "attempts": policy.retries.attempts, "retryOn": policy.retries.retry_on,
+            **({"perTryTimeout": policy.retries.per_try_timeout} if policy.retries.per_try_timeout else {})}
     if conventions.TRACK_CANDIDATE not in served:
         only = stable if conventions.TRACK_STABLE in served else candidate
         return [{"name": "stable", "route": [{"destination": only, "weight": 100}], **common}]

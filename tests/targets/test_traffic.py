@@ -103,6 +103,14 @@ def test_canary_weights_follow_the_step(tmp_path: Path, step: int, stable: int, 
                                               {"name": "candidate", "labels": {"version": "4"}}]}  # fmt: skip
 
 
+def test_retries_turned_off_are_written_as_istio_accepts_them(tmp_path: Path) -> None:
+    """Istio's webhook refuses `retryOn` or `perTryTimeout` beside `attempts: 0` (validateHTTPRetry)."""
+    resources = compile_project(tmp_path, "canary", CANARY.replace("{attempts: 3, perTryTimeout: 10s, retryOn: 5xx}",
+                                                                   "{attempts: 0}"),
+                                stable=3, candidate=4, step=0, status="progressing")
+    assert routes(resources)[0]["retries"] == {"attempts": 0}
+
+
 def test_paused_rollout_keeps_its_weight_and_idle_sends_all_to_stable(tmp_path: Path) -> None:
     paused = compile_project(tmp_path / "p", "canary", CANARY, stable=3, candidate=4, step=1, status="paused")
     assert weights(routes(paused)[0]) == {"stable": 50, "candidate": 50}
