@@ -6,6 +6,7 @@ so the caller can place them in the file (or in the environment override that in
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -132,6 +133,15 @@ def check_model(spec: ModelSpec, raw: dict[str, Any]) -> Iterator[Finding]:
                       "would move the serving alias", "give the candidate its own alias, e.g. `candidate`")
     if serving is not None and serving.deployment is not None:
         yield from resource_requirement_findings(serving.deployment.resources, ("serving", "deployment", "resources"))
+        for field in ("command", "args"):
+            for index, value in enumerate(getattr(serving.deployment, field)):
+                for name in sorted(set(re.findall(r"\{\{(.*?)\}\}", value)) - set(conventions.SERVING_PLACEHOLDERS)):
+                    yield Finding(("serving", "deployment", field, index), "LLM228",
+                                  f"unknown placeholder `{{{{{name}}}}}`: it would reach the server as written",
+                                  (f"write it without spaces: `{{{{{name.strip()}}}}}`"
+                                   if name.strip() in conventions.SERVING_PLACEHOLDERS else None)
+                                  or did_you_mean(name, conventions.SERVING_PLACEHOLDERS) or "use one of "
+                                  + ", ".join(f"`{{{{{known}}}}}`" for known in conventions.SERVING_PLACEHOLDERS))
         if spec.quantization is not None:  # `quantize` writes a torch state dict: no server loads one
             yield Finding(("quantization",), "LLM227",
                           "`quantization` writes int8 weights that neither the reference server nor vLLM can load, "
@@ -391,6 +401,10 @@ def check_monitor(spec: MonitorSpec, raw: dict[str, Any]) -> Iterator[Finding]:
             yield Finding(("slos", index), "LLM262", f"SLO `{slo.name}` switches off both `page` and `ticket`",
                           "keep at least one tier, or remove the SLO")
     for index, check in enumerate(spec.drift):
+        if check.method in ("ks", "js") and check.threshold >= 1:
+            yield Finding(("drift", index, "threshold"), "LLM263",
+                          f"the {check.method.upper()} statistic lies in [0, 1], so a threshold of {check.threshold:g} "
+                          "never fires", "use a threshold below 1, e.g. 0.2")
         if check.feature not in features:
             yield Finding(("drift", index, "feature"), "LLM263",
                           f"drift check on feature `{check.feature}`, which the monitor does not declare",

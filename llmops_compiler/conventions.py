@@ -229,3 +229,6 @@ ALERT_WEBHOOK_ENDPOINT: Final = "/alerts"
 def eventsource_service_url(eventsource: str, namespace: str, port: int, endpoint: str) -> str:
     """In-cluster URL of a webhook EventSource (Argo Events names its Service `<name>-eventsource-svc`)."""
     return f"http://{eventsource}-eventsource-svc.{namespace}.svc:{port}{endpoint}"
+
+SERVING_PLACEHOLDERS: Final = ("modelDir", "port", "model", "version")
+"""What a served model's `command` and `args` may hold as `{{name}}`: filled in per track by the serving target."""

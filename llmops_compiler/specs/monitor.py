@@ -110,8 +110,8 @@ class QualityCheck(StrictModel):
     """How it is measured (default: the metric's own; `judge` for other criteria)."""
     criterion: Annotated[str, Field(min_length=1, max_length=2000)] | None = None
     """What the judge grades, in words (for judged criteria)."""
-    minimum: float
-    """The alert fires while the score is below this."""
+    minimum: float = Field(gt=0, le=1)
+    """The alert fires while the score is below this (scores lie in [0, 1]: 0 would never fire)."""
     for_: DurationOrZero = Field(default="30m", alias="for")
     """How long the score must stay below the minimum before the alert fires."""
     action: Action = "notify"

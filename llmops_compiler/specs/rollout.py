@@ -23,6 +23,10 @@ def _timestamp(value: str) -> str:
 Timestamp = Annotated[str, AfterValidator(_timestamp), WithJsonSchema({"type": "string", "pattern": TIMESTAMP.pattern})]
 
 
+MAX_MODEL_VERSION = 2**31 - 1
+"""The largest registered-model version number: MLflow keeps it in an SQL `Integer` column
+(`model_versions.version`, mlflow/store/model_registry/dbmodels/models.py), 32 bits in PostgreSQL and MySQL."""
+
 class RolloutStep(StrictModel):
     """One step of a rollout: the candidate's share of traffic and how long it holds before the next."""
 
@@ -139,9 +143,9 @@ class Transition(StrictModel):
 class EnvironmentState(StrictModel):
     """Where one environment's rollout stands (machine-written by `promote` and `llmops rollout`)."""
 
-    stable: int | None = Field(default=None, ge=1)
+    stable: int | None = Field(default=None, ge=1, le=MAX_MODEL_VERSION)
     """Registered-model version serving all traffic."""
-    candidate: int | None = Field(default=None, ge=1)
+    candidate: int | None = Field(default=None, ge=1, le=MAX_MODEL_VERSION)
     """Version being rolled out, while one is in flight."""
     step: int = Field(ge=0, default=0)
     """Index of the current step of the policy's `steps`."""

@@ -56,7 +56,8 @@ def server_container(view: EnvironmentView, model: ResolvedSpec[ModelSpec], depl
                      version: int) -> Body:
     """The serving container: the given image and arguments, or the reference server on the runtime image."""
     project = view.project.spec
-    values = {"modelDir": MODEL_DIR, "port": str(deployment.port), "model": model.name, "version": str(version)}
+    values = dict(zip(conventions.SERVING_PLACEHOLDERS, (MODEL_DIR, str(deployment.port), model.name, str(version)),
+                      strict=True))
     if deployment.image is None:
         image = project.runtime.image
         command = workloads.runtime_command("serve")
