@@ -535,7 +535,8 @@ def check_rollout(spec: RolloutPolicySpec, raw: dict[str, Any]) -> Iterator[Find
                               did_you_mean(condition, sorted(ISTIO_RETRY_ON)) or
                               "use Envoy's conditions (5xx, gateway-error, reset, connect-failure, retriable-4xx, "
                               "...) or HTTP status codes, comma-separated")
-        written = raw.get("retries") if isinstance(raw.get("retries"), dict) else {}
+        retries = raw.get("retries")
+        written: dict[str, Any] = retries if isinstance(retries, dict) else {}
         if spec.retries.attempts == 0 and ("retryOn" in written or spec.retries.per_try_timeout is not None):
             yield Finding(("retries", "attempts"), "LLM272",
                           "`attempts: 0` turns retries off, and Istio refuses `retryOn` or `perTryTimeout` with it",
