@@ -630,6 +630,19 @@ def check_dataset(spec: DatasetSpec, raw: dict[str, Any]) -> Iterator[Finding]:
     if not spec.output.startswith("s3://"):
         yield Finding(("output",), "LLM281", f"`{spec.output}` is not an `s3://` location",
                       "write e.g. `output: s3://bucket/datasets/<name>/`")
+
+    def folder(uri: str) -> str:
+        return uri if uri.endswith("/") else uri + "/"
+
+    for source in spec.sources:
+        for key in ("logs", "labelled"):
+            uri = getattr(source, key)
+            if uri is not None and (folder(spec.output).startswith(folder(uri))
+                                    or folder(uri).startswith(folder(spec.output))):
+                yield Finding(("output",), "LLM281",
+                              f"the output `{spec.output}` overlaps source `{source.name}` (`{uri}`): each "
+                              "curation would read the versions it wrote before",
+                              "write the versions under a prefix of their own")
     keep = spec.curation.keep
     for rule, needed, value in (("minRating", "rating", keep.min_rating is not None),
                                 ("thumbsUp", "thumbs", keep.thumbs_up)):

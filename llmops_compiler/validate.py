@@ -442,6 +442,71 @@ def _envelope_diagnostics(document: SourceDocument) -> list[Diagnostic]:
     return problems
 
 
+def _secret_fields(model: type[Any]) -> list[tuple[tuple[str, ...], bool]]:
+    """Every field of a spec model (and the models inside it) that refers to a Kubernetes Secret: its path of
+    YAML keys, and whether it is a :class:`.specs.common.SecretKeyRef` (else a field naming a Secret)."""
+    import typing
+
+    from pydantic import BaseModel
+
+    from .annotations import unwrap
+    from .specs.common import SecretKeyRef
+
+    found: list[tuple[tuple[str, ...], bool]] = []
+    pending: list[tuple[tuple[str, ...], type[BaseModel]]] = [((), model)]
+    seen: set[type[BaseModel]] = set()
+    while pending:
+        prefix, current = pending.pop(0)
+        if current in seen:
+            continue
+        seen.add(current)
+        for name, info in current.model_fields.items():
+            alias = info.alias or name
+            stack = unwrap(info.annotation)
+            if SecretKeyRef in stack:
+                found.append(((*prefix, alias), True))
+                continue
+            if alias.endswith("Secret"):
+                found.append(((*prefix, alias), False))
+            while stack:
+                candidate = stack.pop()
+                if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                    pending.append(((*prefix, alias), candidate))
+                else:
+                    stack.extend(inner for argument in typing.get_args(candidate) for inner in unwrap(argument))
+    return found
+
+
+def secret_reference_hint(kind: object, path: tuple[object, ...]) -> str | None:
+    """Where a credential found at ``path`` of a ``kind`` document belongs, as a hint: the spec's field that
+    refers to a Kubernetes Secret sharing the longest part of ``path`` (the shallowest on a tie); None when
+    the kind has no such field."""
+    from .specs import SPEC_MODELS
+
+    model = SPEC_MODELS.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        return None
+    keys = tuple(str(element) for element in path[1:] if not isinstance(element, int)) if path[:1] == ("spec",) \
+        else ()
+
+    def shared(field_path: tuple[str, ...]) -> int:
+        count = 0
+        for mine, theirs in zip(field_path, keys, strict=False):
+            if mine != theirs:
+                break
+            count += 1
+        return count
+
+    fields = _secret_fields(model)
+    if not fields:
+        return None
+    field_path, is_key_ref = min(fields, key=lambda item: (-shared(item[0]), len(item[0]), item[0]))
+    where = ".".join(field_path)
+    reference = (f"`{where}: {{name: my-secret, key: ...}}` (a key of a Kubernetes Secret)" if is_key_ref
+                 else f"`{where}: my-secret` (the name of a Kubernetes Secret)")
+    return f"move it into a Kubernetes Secret and reference it with {reference}"
+
+
 def secret_diagnostics(document: SourceDocument) -> Iterator[Diagnostic]:
     """Plaintext secrets: a secret-named key with a string value, a value in a credential format, a URL with a
     password or a secret query parameter, a Tool schema that asks the model for a credential."""
@@ -453,8 +518,8 @@ def secret_diagnostics(document: SourceDocument) -> Iterator[Diagnostic]:
         if isinstance(value, str) and isinstance(key, str) and value and credentials.is_secret_name(key):
             yield Diagnostic(
                 document.position(path), "LLM401", f"`{key}` holds a plaintext secret",
-                "never put secrets in specs: reference a Kubernetes Secret, e.g. "
-                "`secretRef: {name: my-secret, key: " + key + "}`",
+                secret_reference_hint(data.get("kind") if isinstance(data, dict) else None, path)
+                or "never put secrets in specs: reference a Kubernetes Secret instead",
             )
             continue
         if not isinstance(value, str):
@@ -462,9 +527,10 @@ def secret_diagnostics(document: SourceDocument) -> Iterator[Diagnostic]:
         found = credentials.credential_types(value)
         if found:
             what = " and ".join(found)
-            hint = ("remove the credentials from the URL and give them as a Secret reference (e.g. the Project's "
-                    "`mlflow.credentials`)" if found == ["Basic Auth Credentials"] else
-                    "move it into a Kubernetes Secret and reference it with `secretRef: {name: ..., key: ...}`")
+            reference = secret_reference_hint(data.get("kind") if isinstance(data, dict) else None, path)
+            hint = ("remove the credentials from the URL" + (f"; {reference}" if reference else "")
+                    if found == ["Basic Auth Credentials"] else
+                    reference or "never put secrets in specs: reference a Kubernetes Secret instead")
             yield Diagnostic(document.position(path), "LLM402",
                              f"this value holds a credential ({what}, found by detect-secrets)", hint)
             continue
