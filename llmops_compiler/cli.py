@@ -363,7 +363,7 @@ def _transition_command(name: str, summary: str) -> None:
                                      param_hint="MODEL")
         if commit:
             _require_git_work_tree(specs, output)
-        why = reason or "by hand"
+        why = reason
         step = getattr(machine, name)
         now = datetime.now(UTC)
 
@@ -377,7 +377,7 @@ def _transition_command(name: str, summary: str) -> None:
                 words = machine.describe_decision(environment, policy.name, policy.spec, decision)
                 paths = [str(path), str(output)]
                 for command in (["git", "add", "--", *paths],
-                                ["git", "commit", "-q", "-m", words, "-m", why, "--", *paths]):
+                                ["git", "commit", "-q", "-m", words, *(["-m", why] if why else []), "--", *paths]):
                     done = subprocess.run(command, capture_output=True, text=True)
                     if done.returncode != 0:
                         subprocess.run(["git", "reset", "-q", "--", *paths], capture_output=True)

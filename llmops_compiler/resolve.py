@@ -222,9 +222,11 @@ class _Resolver:
         return projects[0] if isinstance(projects[0], SpecObject) else None
 
     def check_environment_names(self, environments: list[str]) -> None:
-        for spec_object in self.objects:
-            for environment in spec_object.document.data.get("environments", {}):
-                if environment not in environments:
+        for spec_object in self.all_objects:  # invalid ones too: an override of an unknown environment may be why
+            overrides = spec_object.document.data.get("environments") if isinstance(spec_object.document.data, dict) \
+                else None
+            for environment in overrides if isinstance(overrides, dict) else {}:
+                if isinstance(environment, str) and environment not in environments:
                     self.report(spec_object.document.position(("environments", environment), at_key=True), "LLM303",
                                 f"override for environment `{environment}`, which the Project does not define",
                                 did_you_mean(environment, environments))

@@ -396,10 +396,16 @@ def propose(state: EnvironmentState, version: int, reason: str, now: datetime) -
                                     f"before proposing v{version}")
         if version < state.candidate:
             raise TransitionRefused(f"v{version} is older than the candidate in flight v{state.candidate}")
-        why = f"v{version} replaces candidate v{state.candidate} at step {state.step}: {reason}"
+        why = _because(f"v{version} replaces candidate v{state.candidate} at step {state.step + 1}", reason)
     else:
-        why = f"v{version} proposed: {reason}"
+        why = _because(f"v{version} proposed", reason)
     return Decision("propose", state, _state(state.stable, version, 0, "progressing", reason=why, time=time), why)
+
+
+def _because(what: str, reason: str) -> str:
+    """``what: reason``, or ``what`` alone when no reason is given. Steps in these words count from 1, as
+    ``llmops rollout status`` shows them (the state file's ``step`` counts from 0)."""
+    return f"{what}: {reason}" if reason else what
 
 
 def rollback(state: EnvironmentState, reason: str, now: datetime) -> Decision:
@@ -412,7 +418,7 @@ def rollback(state: EnvironmentState, reason: str, now: datetime) -> Decision:
 
 def abort(state: EnvironmentState, reason: str, now: datetime) -> Decision:
     """A person's rollback: like :func:`rollback`, the reason prefixed ``aborted:``."""
-    decision = rollback(state, f"aborted: {reason}", now)
+    decision = rollback(state, _because("aborted", reason), now)
     return Decision("abort", decision.before, decision.after, decision.reason)
 
 
@@ -420,7 +426,7 @@ def pause(state: EnvironmentState, reason: str, now: datetime) -> Decision:
     """Hold a ``progressing`` rollout where it is: analysis no longer moves it. Refused otherwise."""
     if state.status != "progressing" or state.candidate is None:
         raise TransitionRefused(f"only a progressing rollout can be paused; this one is {state.status}")
-    why = f"paused: {reason}"
+    why = _because("paused", reason)
     return Decision("pause", state, _state(state.stable, state.candidate, state.step, "paused",
                                            state.failed_analyses, state.inconclusive_analyses, why,
                                            format_time(now)), why)
@@ -430,7 +436,7 @@ def resume(state: EnvironmentState, reason: str, now: datetime) -> Decision:
     """Let analysis move a ``paused`` rollout again; the step's pause counts from now. Refused otherwise."""
     if state.status != "paused" or state.candidate is None:
         raise TransitionRefused(f"only a paused rollout can be resumed; this one is {state.status}")
-    why = f"resumed: {reason}"
+    why = _because("resumed", reason)
     return Decision("resume", state, _state(state.stable, state.candidate, state.step, "progressing",
                                             state.failed_analyses, state.inconclusive_analyses, why,
                                             format_time(now)), why)
@@ -441,7 +447,7 @@ def promote(state: EnvironmentState, reason: str, now: datetime) -> Decision:
     step it is at. Refused when no candidate is in flight."""
     if state.status not in IN_FLIGHT or state.candidate is None:
         raise TransitionRefused("no candidate in flight to promote")
-    why = f"v{state.candidate} promoted by hand at step {state.step}: {reason}"
+    why = _because(f"v{state.candidate} promoted by hand at step {state.step + 1}", reason)
     return Decision("promote", state, _state(state.candidate, status="promoted", reason=why,
                                              time=format_time(now)), why)
 
@@ -520,8 +526,9 @@ def describe_state(environment: str, policy_name: str, policy: RolloutPolicySpec
         counters = "".join(f", {count} {name}{'is' if count == 1 else 'es'}" for name, count in (
             ("failed analys", state.failed_analyses), ("inconclusive analys", state.inconclusive_analyses))
             if count)
-        return (f"{head} {policy.strategy} v{state.candidate} at {step_label(policy, state.step)} (step "
-                f"{state.step + 1} of {len(steps)}), stable {_version(state.stable)}{counters}: "
+        label = step_label(policy, state.step)
+        where = label if label.startswith("step ") else f"{label} (step {state.step + 1} of {len(steps)})"
+        return (f"{head} {policy.strategy} v{state.candidate} at {where}, stable {_version(state.stable)}{counters}: "
                 f"{state.status}{since}")
     if state.stable is None and state.status == "idle":
         return f"{head}: idle, nothing deployed"

@@ -39,7 +39,7 @@ def test_status_says_where_each_environment_stands(cli: Cli, example_copy: Path)
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0].startswith("dev: support-llm canary v8 at 25% (step 2 of 4), stable v7: progressing since "
-                               "2026-11-28T09:35:00Z: analysis passed at step 0")
+                               "2026-11-28T09:35:00Z: analysis passed at 10%")
     assert lines[1].startswith("staging: support-llm: stable v7, promoted since 2026-11-27T16:05:00Z")
     assert lines[2] == "prod: support-llm: stable v6, idle"
     only = cli("rollout", "status", "--env", "prod", cwd=example_copy)

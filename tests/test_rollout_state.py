@@ -190,7 +190,7 @@ def test_propose_while_a_candidate_is_in_flight() -> None:
     assert rollout.propose(in_flight(1), 8, "retry", T0).action == "none"  # a retried workflow step
     newer = rollout.propose(in_flight(1, failedAnalyses=1), 9, "forced retrain", T0)
     assert (newer.after.candidate, newer.after.step, newer.after.failed_analyses) == (9, 0, 0)
-    assert newer.reason == "v9 replaces candidate v8 at step 1: forced retrain"
+    assert newer.reason == "v9 replaces candidate v8 at step 2: forced retrain"
     with pytest.raises(rollout.TransitionRefused, match="v6 is older than the candidate in flight v8"):
         rollout.propose(in_flight(1), 6, "x", T0)
     with pytest.raises(rollout.TransitionRefused, match="paused by a person; resume or abort it"):
@@ -213,7 +213,7 @@ def test_person_transitions_and_their_refusals() -> None:
     assert rollout.decide(CANARY, resumed.after, PASS, T0 + timedelta(hours=4)).after.step == 2
     promoted = rollout.promote(paused.after, "urgent fix", T0)
     assert promoted.after == state(stable=8, status="promoted", lastTransition={
-        "reason": "v8 promoted by hand at step 1: urgent fix", "time": "2026-11-20T08:00:00Z"})
+        "reason": "v8 promoted by hand at step 2: urgent fix", "time": "2026-11-20T08:00:00Z"})
     aborted = rollout.abort(in_flight(0), "wrong adapter", T0)
     assert (aborted.action, aborted.after.status, aborted.after.stable) == ("abort", "rolledBack", 7)
     assert aborted.reason == "aborted: wrong adapter"
@@ -325,7 +325,7 @@ def test_a_promotion_removes_the_keys_that_no_longer_apply_and_new_keys_go_in_or
         "+      stable: 8       # the version before the canary",
         "+      status: promoted",
         "-        reason: 'analysis passed at 10%'   # a person's note",
-        "+        reason: \"v8 promoted by hand at step 1: x\" # a person's note",
+        "+        reason: \"v8 promoted by hand at step 2: x\" # a person's note",
         "-    prod: {stable: 6, status: idle}   # flow style, kept",
         "+    prod: {stable: 6, candidate: 7, step: 0, status: progressing, lastTransition: {reason: \"v7 proposed: "
         "tune\", time: \"2026-11-20T08:00:00Z\"}} # flow style, kept",

@@ -197,7 +197,7 @@ def test_healthy_candidate_walks_every_step_then_becomes_stable(
     assert (final.stable, final.candidate, final.status) == (8, None, "promoted")
     assert final.last_transition is not None and final.last_transition.time == "2026-11-20T11:39:00Z"
     assert repo.state("dev") == _state(stable=7, candidate=8, step=1, status="progressing", lastTransition={
-        "reason": "analysis passed at step 0 (error ratio 0.002 <= 0.01, p95 latency 1.1s <= 2.5s, 1840 requests)",
+        "reason": "analysis passed at 10% (error ratio 0.002 <= 0.01, p95 latency 1.1s <= 2.5s, 1840 requests)",
         "time": "2026-11-28T09:35:00Z"})  # the example's dev entry, untouched
     text = remote_file(repo.remote, "main", STATE_PATH)
     original = (example_copy / STATE_PATH).read_text()
@@ -456,7 +456,9 @@ def test_a_promotion_committed_by_a_person_reaches_mlflow_on_the_next_run(
 
 
 @pytest.mark.parametrize(("query", "message"), [
-    ("sum(rate(llm_requests_total[5m]", r"query `sum\(rate\(llm_requests_total\[5m\]` failed: bad_data: .+"),
+    # valid PromQL (the compiler checks syntax) that Prometheus refuses while evaluating it
+    ('label_replace(sum(rate(llm_requests_total[5m])), "a", "$1", "b", "(")',
+     r"query `label_replace\(.+\)` failed: \w+: .+"),
     ("rate(llm_requests_total[5m])", r"query `rate\(llm_requests_total\[5m\]\)` returned \d+ series; an analysis "
                                      r"query must return one number \(aggregate it, e.g. with sum\)"),
 ])
