@@ -166,7 +166,9 @@ def _rollout(body: Any) -> Any:
 
 
 def rollout_changes(old: Mapping[tuple[str, str, str], Any], new: Mapping[tuple[str, str, str], Any]) -> list[str]:
-    """One line per environment and rollout whose state changed, as the promote step words its commits."""
+    """One line per environment and rollout whose state changed, as the promote step words its commits; a
+    rollout that is new says where it stands, and a policy edit that moves a rollout in flight (another
+    weight at its step, another strategy) says so too."""
     lines = []
     for key in sorted(set(old) | set(new)):
         if key[1] != "VirtualService":
@@ -174,19 +176,39 @@ def rollout_changes(old: Mapping[tuple[str, str, str], Any], new: Mapping[tuple[
         before, after = _rollout(old.get(key, {})), _rollout(new.get(key, {}))
         if after is None or before == after:
             continue
-        from .rollout import describe_change  # the spec models, only when a rollout changed
-        from .specs.rollout import EnvironmentState, RolloutPolicySpec
+        from .rollout import IN_FLIGHT, describe_change, describe_state, step_label  # only when a rollout changed
+        from .specs.rollout import EnvironmentState
 
-        policy = RolloutPolicySpec.model_validate({
-            "model": key[2], "strategy": after["strategy"], "steps": [{"weight": weight} for weight in after["steps"]],
-            **({"match": {"header": {"name": "x", "value": "x"}}} if after["strategy"] == "abTest" else {}),
-            **({"mirrorPercent": 100} if after["strategy"] == "shadow" else {})})
-        previous = EnvironmentState.model_validate(before["state"]) if before else EnvironmentState()
-        line = describe_change(key[0], after["policy"], policy, previous,
-                               EnvironmentState.model_validate(after["state"]))
+        policy = _policy_of(key[2], after)
+        state = EnvironmentState.model_validate(after["state"])
+        if before is None:
+            lines.append(f"{describe_state(key[0], after['policy'], policy, state)} (new)")
+            continue
+        previous = EnvironmentState.model_validate(before["state"])
+        line = describe_change(key[0], after["policy"], policy, previous, state)
+        if line is None and state.status in IN_FLIGHT and state.candidate is not None:
+            old_policy = _policy_of(key[2], before)
+            was, now = (step_label(item, state.step) for item in (old_policy, policy))
+            if old_policy.strategy != policy.strategy:
+                was, now = f"{old_policy.strategy} {was}", f"{policy.strategy} {now}"
+            else:
+                was = f"{policy.strategy} {was}"
+            if (old_policy.strategy, was) != (policy.strategy, f"{policy.strategy} {now}"):
+                line = f"{key[0]}: {after['policy']} v{state.candidate} {was} → {now} (the policy changed)"
         if line:
             lines.append(line)
     return lines
+
+
+def _policy_of(model: str, rollout: Mapping[str, Any]) -> Any:
+    """The part of a RolloutPolicy a VirtualService's rollout annotation records (strategy and step weights)."""
+    from .specs.rollout import RolloutPolicySpec
+
+    strategy = rollout["strategy"]
+    return RolloutPolicySpec.model_validate({
+        "model": model, "strategy": strategy, "steps": [{"weight": weight} for weight in rollout["steps"]],
+        **({"match": {"header": {"name": "x", "value": "x"}}} if strategy == "abTest" else {}),
+        **({"mirrorPercent": 100} if strategy == "shadow" else {})})
 
 
 # --- rendering -------------------------------------------------------------------------------------

@@ -198,3 +198,29 @@ def test_a_transition_that_cannot_finish_changes_nothing(
     assert frozen.exit_code == 1 and "commits are frozen" in frozen.output and "nothing changed" in frozen.output
     assert (_tree(example_copy / "specs"), _tree(example_copy / "generated")) == before
     assert git(example_copy, "status", "--porcelain") == ""
+
+
+def test_diff_words_a_policy_edit_that_moves_a_rollout_in_flight_and_new_rollouts(
+    cli: Cli, example_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in IDENTITY.items():
+        monkeypatch.setenv(key, value)
+    git(example_copy, "init", "-q", "-b", "main")
+    git(example_copy, "add", "-A")
+    git(example_copy, "commit", "-qm", "base")
+    policy = example_copy / "specs/rollouts/support-llm.yaml"
+    policy.write_text(policy.read_text().replace("    - weight: 25\n", "    - weight: 30\n"))
+    diff = cli("diff", "--base", "HEAD", cwd=example_copy)
+    assert diff.exit_code == 3, diff.output
+    assert rollouts(diff.output) == ["dev: support-llm v8 canary 25% → 30% (the policy changed)"]
+
+    # From a commit without any rollout, each environment's rollout is new and says where it stands.
+    git(example_copy, "checkout", "-q", "--", "specs")
+    git(example_copy, "rm", "-q", "specs/rollouts/support-llm.yaml", STATE)
+    git(example_copy, "commit", "-qm", "no rollouts")
+    git(example_copy, "checkout", "-q", "HEAD~1", "--", "specs/rollouts")
+    added = cli("diff", "--base", "HEAD", cwd=example_copy)
+    assert [line.split(" since ")[0] for line in rollouts(added.output)] == [
+        "dev: support-llm canary v8 at 25% (step 2 of 4), stable v7: progressing",
+        "prod: support-llm: stable v6, idle (new)",
+        "staging: support-llm: stable v7, promoted"]
