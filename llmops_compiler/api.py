@@ -75,6 +75,7 @@ class BuildRecord:
     files: dict[str, str]
     environments: list[str]
     resources: int
+    repo_path: str
 
 
 def _diagnostics(value: Any) -> list[Diagnostic] | None:
@@ -107,14 +108,14 @@ def _unit(value: Any) -> Unit | None:
 
 def _build_record(cache: Cache, inputs: SpecInputs) -> BuildRecord | None:
     value = cache.get_pickle(BUILDS, cache.key(BUILDS, inputs.content_digest()))
-    if not (isinstance(value, tuple) and len(value) == 3):
+    if not (isinstance(value, tuple) and len(value) == 4):
         return None
-    files, environments, resources = value
+    files, environments, resources, repo_path = value
     if not (isinstance(files, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in files.items())
             and isinstance(environments, list) and all(isinstance(item, str) for item in environments)
-            and isinstance(resources, int)):
+            and isinstance(resources, int) and isinstance(repo_path, str)):
         return None
-    return BuildRecord(files, environments, resources)
+    return BuildRecord(files, environments, resources, repo_path)
 
 
 @dataclass
@@ -561,7 +562,7 @@ def build(
             targets.store()
         if not strict:
             record = ({path: hashlib.sha256(content).hexdigest() for path, content in files.items()},
-                      environments, len(resources))
+                      environments, len(resources), graph.project.spec.repo.path)
             cache.put_pickle(BUILDS, cache.key(BUILDS, inputs.content_digest()), record)
     return Build(graph, resources, files, digest, problems)
 
@@ -594,6 +595,8 @@ class CompileResult:
     unchanged: bool
     environments: list[str] = field(default_factory=list)
     resources: int = 0
+    repo_path: str = ""
+    """The Project's ``repo.path``: where its ArgoCD Applications expect the output in the repository."""
 
 
 def _written(write: Callable[[], emit.WriteResult]) -> emit.WriteResult:
@@ -622,13 +625,14 @@ def compile_project(specs_dir: Path, output_dir: Path, strict: bool = False, cac
         with emit.opened_output(output_dir) as state:
             record = _build_record(cache, inputs) if not strict and inputs.missing is None else None
             if record is not None and state.unchanged_by(record.files):
-                return CompileResult(None, [], [], True, record.environments, record.resources)
+                return CompileResult(None, [], [], True, record.environments, record.resources, record.repo_path)
             result = build(specs_dir, strict=strict, cache=cache, reuse_from=state.current, inputs=inputs)
             written = _written(lambda: emit.write_state(state, result.files))
     if cache is not None:
         cache.prune()
     return CompileResult(result, written.written, written.removed, written.unchanged,
-                         [view.name for view in result.graph.environments], len(result.resources))
+                         [view.name for view in result.graph.environments], len(result.resources),
+                         result.graph.project.spec.repo.path)
 
 
 @dataclass(frozen=True)

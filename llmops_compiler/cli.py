@@ -101,6 +101,17 @@ def main() -> None:
     gc.set_threshold(100_000, 50, 100)
 
 
+def _warn_elsewhere(output: Path, repo_path: str) -> None:
+    """Warn when the output folder is not where the Project's ArgoCD Applications look (``repo.path``,
+    relative to the repository root): compared by the trailing folder names, without asking git."""
+    expected = Path(repo_path).parts
+    actual = Path(os.path.abspath(output)).parts
+    if repo_path and actual[-len(expected):] != expected:
+        click.echo(f"warning: the ArgoCD Applications read `{repo_path}/<environment>` (the Project's repo.path), "
+                   f"but this compile wrote `{output}`: ArgoCD will not see it unless you commit it there",
+                   err=True)
+
+
 @main.command("compile")
 @specs_argument
 @output_option
@@ -123,6 +134,7 @@ def compile_command(specs: Path, output: Path, output_format: str, strict: bool,
             click.echo(f"error: {error}", err=True)
             sys.exit(2)
     result = api.compile_project(specs, output, strict=strict, cache=_cache(no_cache))
+    _warn_elsewhere(output, result.repo_path)
     environments = ", ".join(result.environments)
     resources = result.resources
     if result.unchanged:

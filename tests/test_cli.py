@@ -259,3 +259,11 @@ def test_commands_that_write_files_report_the_machine_s_refusals_without_a_trace
     assert not (tmp_path / "missing").exists()
     refused = cli("init", "/proc/llmops-cannot-write/specs")
     assert "No such file or directory: /proc/llmops-cannot-write" in refused.stderr
+
+
+def test_compiling_elsewhere_than_the_project_s_repo_path_warns(cli: Cli, example_copy: Path) -> None:
+    elsewhere = cli("compile", "specs", "-o", "out", cwd=example_copy)
+    assert elsewhere.exit_code == 0
+    assert elsewhere.stderr.startswith("warning: the ArgoCD Applications read `generated/<environment>`")
+    assert (example_copy / "out/dev/kustomization.yaml").is_file()
+    assert cli("compile", cwd=example_copy).stderr == ""
