@@ -83,7 +83,7 @@ spec:
 # What `llmops compile` leaves beside the output folder and git should not track: the lock that serialises
 # concurrent compiles (kept, since deleting a lock file races with its next holder) and the staging folder of
 # a compile that was killed (recovered or removed by the next one).
-GITIGNORE = [".*.llmops-lock", ".*.llmops-tmp-*/"]
+GITIGNORE = [".*.llmops-lock", ".*.llmops-tmp-*/", ".*.llmops-old-*/"]
 
 
 def ignore_compiler_files(repository: Path) -> bool:
