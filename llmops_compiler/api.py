@@ -286,7 +286,7 @@ def validate(specs_dir: Path, cache: Cache | None = None) -> list[Diagnostic]:
         if warnings is not None and not any(item.severity == "error" for item in warnings):
             return warnings
     try:
-        problems = build(specs_dir, cache=cache, inputs=inputs).warnings
+        problems = build(specs_dir, cache=cache, inputs=inputs, render=False).warnings
     except CompileError as error:
         problems = error.diagnostics
     if cache is not None:
@@ -509,9 +509,12 @@ def _scope(specs_dir: Path) -> str:
 
 def build(
     specs_dir: Path, strict: bool = False, cache: Cache | None = None, reuse_from: Mapping[str, bytes] | None = None,
-    inputs: SpecInputs | None = None, scope: Path | None = None, remember: bool = True,
+    inputs: SpecInputs | None = None, scope: Path | None = None, remember: bool = True, render: bool = True,
 ) -> Build:
     """Compile in memory; raises CompileError with every diagnostic when the specs have errors.
+
+    ``render=False`` (what ``validate`` does) runs every check of a compile but serialises nothing: the
+    Build's ``files`` are then empty.
 
     With ``strict``, every generated object is also checked against its real schema (see :mod:`.strict`);
     raises :class:`.strict.StrictUnavailable` when the schema packages are not installed. With ``cache``,
@@ -535,7 +538,7 @@ def build(
     resources = lowered.resources
     reuse = None
     known: Any = {}
-    if targets is not None:
+    if targets is not None and render:
         if cache is not None:
             known = cache.get_pickle(RENDERS, cache.key(RENDERS, project))
             known = known if isinstance(known, dict) else {}
@@ -545,7 +548,7 @@ def build(
             reuse.known[fingerprint] = sha
             reuse.available[sha] = content
     environments = [view.name for view in graph.environments]
-    files, emit_problems = emit.render_files(resources, environments, positions, digest, reuse)
+    files, emit_problems = emit.render_files(resources, environments, positions, digest, reuse, render=render)
     emit_problems += lowered.problems
     if strict:
         from .strict import strict_diagnostics
@@ -555,11 +558,11 @@ def build(
         raise CompileError(sorted_unique([*problems, *emit_problems]))
     if cache is not None and not strict:
         cache.put_pickle(CHECKED, cache.key(CHECKED, inputs.content_digest()), problems)
+    if cache is not None and targets is not None and remember:
+        targets.store()
     if cache is not None and reuse is not None and targets is not None:
         if remember and reuse.learned != known:
             cache.put_pickle(RENDERS, cache.key(RENDERS, project), reuse.learned)
-        if remember:
-            targets.store()
         if not strict:
             record = ({path: hashlib.sha256(content).hexdigest() for path, content in files.items()},
                       environments, len(resources), graph.project.spec.repo.path)

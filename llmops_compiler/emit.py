@@ -190,9 +190,10 @@ class RenderReuse:
 
 def render_files(
     resources: list[Resource], environments: list[str], positions: Mapping[str, Position] | None = None,
-    specs_digest: str | None = None, reuse: RenderReuse | None = None,
+    specs_digest: str | None = None, reuse: RenderReuse | None = None, render: bool = True,
 ) -> tuple[Files, list[Diagnostic]]:
     """Every file of the output, keyed by relative path, plus conflicts such as two resources on one path.
+    With ``render=False`` only the problems are found: the files are empty.
 
     ``positions`` maps a resource's source to the place its problems are reported (the spec's name);
     ``specs_digest`` is recorded in the manifest; ``reuse`` supplies bytes rendered before (the same bytes
@@ -223,8 +224,10 @@ def render_files(
             ))
         if not getattr(item, "prechecked", False):  # a resource the cache kept passed this when it was built
             problems.extend(_derived_label_problems(item, where(item)))
-        files[item.path] = render_resource(item) if reuse is None else reuse.render(item)
+        files[item.path] = b"" if not render else render_resource(item) if reuse is None else reuse.render(item)
         sources[item.path] = item.source
+    if not render:
+        return {}, problems
     for environment in environments:
         prefix = f"{environment}/"
         paths = [path[len(prefix):] for path in files if path.startswith(prefix)]
