@@ -33,12 +33,20 @@ WORKFLOW_LABEL_KEYS = (conventions.LABEL_PART_OF, conventions.LABEL_ENV,
                        conventions.LABEL_SPEC_KIND, conventions.LABEL_SPEC_NAME)
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def alphabetical(value: Any) -> Any:
-    """``value`` with every mapping's keys sorted, recursively; lists keep their order."""
+    """``value`` with every mapping's keys sorted, recursively; lists keep their order. (Hot: it runs over every
+    workflow, so values of an exact scalar type are not passed to a call of their own.)"""
     if isinstance(value, dict):
-        return {key: alphabetical(value[key]) for key in sorted(value)}
+        ordered = {}
+        for key in sorted(value):
+            item = value[key]
+            ordered[key] = item if type(item) in _SCALARS else alphabetical(item)
+        return ordered
     if isinstance(value, list):
-        return [alphabetical(item) for item in value]
+        return [item if type(item) in _SCALARS else alphabetical(item) for item in value]
     return value
 
 
