@@ -489,13 +489,10 @@ def secret_reference_hint(kind: object, path: tuple[object, ...]) -> str | None:
     keys = tuple(str(element) for element in path[1:] if not isinstance(element, int)) if path[:1] == ("spec",) \
         else ()
 
-    def shared(field_path: tuple[str, ...]) -> int:
-        count = 0
-        for mine, theirs in zip(field_path, keys, strict=False):
-            if mine != theirs:
-                break
-            count += 1
-        return count
+    def shared(field_path: tuple[str, ...]) -> int:  # how many leading keys ``field_path`` and ``keys`` share
+        pairs = zip(field_path, keys, strict=False)
+        return next((index for index, (mine, theirs) in enumerate(pairs) if mine != theirs),
+                    min(len(field_path), len(keys)))
 
     fields = _secret_fields(model)
     if not fields:

@@ -28,6 +28,18 @@ def environments(project: Path) -> dict[str, dict[str, object]]:
     return dict(yaml.safe_load((project / STATE).read_text())["spec"]["environments"])
 
 
+def repository(project: Path, monkeypatch: pytest.MonkeyPatch, ignore: bool = False) -> str:
+    """Make ``project`` a git repository with everything committed (as Ada); the commit's hash."""
+    for key, value in IDENTITY.items():
+        monkeypatch.setenv(key, value)
+    git(project, "init", "-q", "-b", "main")
+    if ignore:
+        ignore_compiler_files(project)  # as `llmops init` does
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "base")
+    return git(project, "rev-parse", "HEAD").strip()
+
+
 def rollouts(plan: str) -> list[str]:
     """The lines of the plan's "Rollouts:" section."""
     section = plan.split("\nRollouts:\n", 1)[1].split("\n\n", 1)[0]
@@ -98,13 +110,7 @@ def test_abort_rolls_back_and_refusals_change_nothing(cli: Cli, example_copy: Pa
 def test_commit_records_state_and_output_together_and_diff_says_it_in_words(
     cli: Cli, example_copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for key, value in IDENTITY.items():
-        monkeypatch.setenv(key, value)
-    git(example_copy, "init", "-q", "-b", "main")
-    ignore_compiler_files(example_copy)  # as `llmops init` does
-    git(example_copy, "add", "-A")
-    git(example_copy, "commit", "-qm", "base")
-    base = git(example_copy, "rev-parse", "HEAD").strip()
+    base = repository(example_copy, monkeypatch, ignore=True)
 
     result = cli("rollout", "abort", "support-llm", "--env", "dev", "--reason", "error ratio 0.034 > 0.01",
                  "--commit", cwd=example_copy)  # fmt: skip
@@ -121,11 +127,7 @@ def test_commit_records_state_and_output_together_and_diff_says_it_in_words(
 
 
 def test_diff_words_a_step_change(cli: Cli, example_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in IDENTITY.items():
-        monkeypatch.setenv(key, value)
-    git(example_copy, "init", "-q", "-b", "main")
-    git(example_copy, "add", "-A")
-    git(example_copy, "commit", "-qm", "base")
+    repository(example_copy, monkeypatch)
     state = example_copy / STATE
     state.write_text(state.read_text().replace("      step: 1\n", "      step: 2\n", 1))
     diff = cli("diff", "--base", "HEAD", cwd=example_copy)
@@ -184,12 +186,8 @@ def test_a_transition_that_cannot_finish_changes_nothing(
     elsewhere.rmdir()
 
     # The commit is refused (a pre-commit hook): state, output and index are as they were.
-    for key, value in IDENTITY.items():
-        monkeypatch.setenv(key, value)
     assert cli("compile", cwd=example_copy).exit_code == 0
-    git(example_copy, "init", "-q", "-b", "main")
-    git(example_copy, "add", "-A")
-    git(example_copy, "commit", "-qm", "base")
+    repository(example_copy, monkeypatch)
     hook = example_copy / ".git/hooks/pre-commit"
     hook.write_text("#!/bin/sh\necho 'commits are frozen' >&2\nexit 1\n")
     hook.chmod(0o755)
@@ -203,11 +201,7 @@ def test_a_transition_that_cannot_finish_changes_nothing(
 def test_diff_words_a_policy_edit_that_moves_a_rollout_in_flight_and_new_rollouts(
     cli: Cli, example_copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for key, value in IDENTITY.items():
-        monkeypatch.setenv(key, value)
-    git(example_copy, "init", "-q", "-b", "main")
-    git(example_copy, "add", "-A")
-    git(example_copy, "commit", "-qm", "base")
+    repository(example_copy, monkeypatch)
     policy = example_copy / "specs/rollouts/support-llm.yaml"
     policy.write_text(policy.read_text().replace("    - weight: 25\n", "    - weight: 30\n"))
     diff = cli("diff", "--base", "HEAD", cwd=example_copy)
