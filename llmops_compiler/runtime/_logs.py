@@ -58,6 +58,24 @@ class LogInputError(Exception):
         self.reason = reason
 
 
+class LogSourceUnavailable(LogInputError):
+    """The object store could not be asked (no connection, no credentials, a server error or throttling):
+    nothing is wrong with the input, so the steps exit 3 and the workflow retries."""
+
+
+_MISSING = frozenset({"NoSuchBucket", "NoSuchKey", "404", "NotFound", "InvalidBucketName"})
+
+
+def _store_error(uri: str, what: str, exc: Exception) -> LogInputError:
+    """What an S3 failure means: the input is not there (a ClientError such as ``NoSuchBucket``: bad input),
+    or the store could not be asked (:class:`LogSourceUnavailable`)."""
+    from botocore.exceptions import ClientError  # type: ignore[import-untyped]
+
+    if isinstance(exc, ClientError) and str(exc.response.get("Error", {}).get("Code")) in _MISSING:
+        return LogInputError(uri, f"{what}: {exc}")
+    return LogSourceUnavailable(uri, f"{what}: {exc}")
+
+
 class _Missing:
     def __repr__(self) -> str:
         return "MISSING"
@@ -218,7 +236,7 @@ def _s3_files(uri: str, client: Any) -> list[InputFile]:
                 etag = str(obj.get("ETag", "")).strip('"')
                 files.append(InputFile(f"s3://{bucket}/{key}", None, obj["LastModified"].timestamp(), etag))
     except (BotoCoreError, ClientError) as exc:
-        raise LogInputError(uri, f"cannot list: {exc}") from None
+        raise _store_error(uri, "cannot list", exc) from None
     if not files:
         raise LogInputError(uri, "no .jsonl or .jsonl.gz objects under this prefix")
     return sorted(files, key=lambda f: f.uri)
@@ -239,7 +257,9 @@ def iter_input_file(file: InputFile, client: Any = None) -> Iterator[tuple[int, 
             yield from iter_jsonl_lines(text, file.uri)
     except UnicodeDecodeError as exc:
         raise LogInputError(file.uri, f"not UTF-8 text ({exc.reason})") from None
-    except (BotoCoreError, ClientError, OSError, EOFError) as exc:
+    except (BotoCoreError, ClientError) as exc:
+        raise _store_error(file.uri, "cannot read", exc) from None
+    except (OSError, EOFError) as exc:  # a truncated or corrupt gzip stream
         raise LogInputError(file.uri, f"cannot read: {exc}") from None
 
 

@@ -86,6 +86,7 @@ from llmops_compiler.runtime._logs import (
     DEFAULT_TIMESTAMP_FIELD,
     MISSING,
     LogInputError,
+    LogSourceUnavailable,
     is_s3,
     lookup,
     parse_duration,
@@ -588,6 +589,8 @@ def curate(cfg: CurateConfig) -> CurateResult:
                     logged.append(record)
             versions = [file_version(f.uri, f.path, f.version, client) for f in read.sources]
             sources.append(Source("logs", uri, versions))
+    except LogSourceUnavailable as exc:
+        raise RuntimeStepError(str(exc)) from None
     except LogInputError as exc:
         raise UsageError(str(exc)) from None
 

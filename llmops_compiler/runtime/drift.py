@@ -16,7 +16,9 @@ whole.
 
 Exit codes: 0 scores computed (and pushed / logged where asked); 2 bad arguments or bad input (missing
 file, malformed JSON line, missing field, too few samples, ...), reported as one ``error:`` line on
-stderr without a traceback; 1 the scores were computed but pushing them or logging them to MLflow failed.
+stderr without a traceback; 3 a service outside the step failed: the object store could not be read (no
+connection, no credentials, a server error), or the scores were computed but pushing them or logging them
+to MLflow failed (the workflow retries exit codes of 3 and above).
 
 Features
 --------
@@ -96,6 +98,7 @@ from llmops_compiler.runtime._logs import (
     DEFAULT_TIMESTAMP_FIELD,
     MISSING,
     LogInputError,
+    LogSourceUnavailable,
     lookup,
     parse_duration,
     parse_timestamp,
@@ -112,8 +115,10 @@ PSI_EMPTY_BIN_COUNT: Final = 0.5
 """Count given to an empty bin before the PSI is computed, then renormalised (Haldane-Anscombe add-1/2)."""
 
 EXIT_OK: Final = 0
-EXIT_PUBLISH_FAILED: Final = 1
 EXIT_BAD_INPUT: Final = 2
+EXIT_UNAVAILABLE: Final = 3
+EXIT_PUBLISH_FAILED: Final = EXIT_UNAVAILABLE
+"""Pushing or logging the scores failed: a service outside the step, so the workflow retries (exit 3)."""
 
 _FEATURE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
@@ -469,6 +474,8 @@ def read_features(
         logs = read_window(
             path, window=window, now=now, timestamp_field=timestamp_field, sample_size=sample_size, seed=seed
         )
+    except LogSourceUnavailable:
+        raise
     except LogInputError as exc:
         raise DriftInputError(str(exc)) from None
     values: dict[str, list[Any]] = {f.name: [] for f in features}
@@ -753,8 +760,11 @@ def run(argv: Sequence[str] | None = None) -> int:
             seed=args.seed,
         )
         results = score_features(features, reference, current, methods, args.bins, args.min_samples)
+    except LogSourceUnavailable as exc:
+        print(f"drift: error: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     except (DriftInputError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"drift: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
     report: dict[str, Any] = {
@@ -787,7 +797,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             args.output.parent.mkdir(parents=True, exist_ok=True)
             args.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         except OSError as exc:
-            print(f"error: cannot write {args.output}: {exc}", file=sys.stderr)
+            print(f"drift: error: cannot write {args.output}: {exc}", file=sys.stderr)
             status = EXIT_PUBLISH_FAILED
     if args.pushgateway:
         try:
@@ -795,7 +805,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             print(f"pushed {sum(len(r.scores) for r in results)} {DRIFT_SCORE} series to {args.pushgateway}")
         except Exception as exc:  # network, HTTP error status: report in one line
             msg = " ".join(str(exc).split())
-            print(f"error: push to {args.pushgateway} failed: {type(exc).__name__}: {msg}", file=sys.stderr)
+            print(f"drift: error: push to {args.pushgateway} failed: {type(exc).__name__}: {msg}", file=sys.stderr)
             status = EXIT_PUBLISH_FAILED
     if args.mlflow_tracking_uri:
         try:
@@ -805,7 +815,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             print(f"logged to MLflow run {run_id}")
         except Exception as exc:
             msg = " ".join(str(exc).split())[:300]
-            print(f"error: MLflow logging failed: {type(exc).__name__}: {msg}", file=sys.stderr)
+            print(f"drift: error: MLflow logging failed: {type(exc).__name__}: {msg}", file=sys.stderr)
             status = EXIT_PUBLISH_FAILED
     return status
 

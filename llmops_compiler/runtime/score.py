@@ -70,11 +70,13 @@ any other name (``judge``): the LLM judge grades the criterion ``--judge-criteri
     name itself) from 1 to 5, mapped to ``(s - 1) / 4`` (see :mod:`llmops_compiler.runtime.judge` for the
     request, retries, the cost bound and what a failure does).
 
-Exit codes: 0 scores computed and published (whatever they are); 1 computed, but writing ``--output``,
-pushing or logging to MLflow failed; 2 bad arguments or unreadable input (one ``error:`` line on stderr, no
-traceback); 3 a judge or classifier the metrics needed answered no request at all (unreachable, refusing,
-always 5xx): the other metrics are still published first, the judged ones push only their records gauge
-(0), and the run fails so the outage is seen rather than read as "no data"; 3 also for any other failure
+Exit codes: 0 scores computed and published (whatever they are); 2 bad arguments or unreadable input (one
+``score: error:`` line on stderr, no traceback); 3 a service outside the step failed, so the workflow
+retries: writing ``--output``, pushing or logging to MLflow after the scores were computed; an object store
+that could not be read (no connection, no credentials, a server error); a judge or classifier the metrics
+needed that answered no request at all (unreachable, refusing, always 5xx: the other metrics are still
+published first, the judged ones push only their records gauge (0), and the run fails so the outage is seen
+rather than read as "no data"); any other failure
 outside the step's control (a model that does not load or run), reported in one line."""
 
 from __future__ import annotations
@@ -106,6 +108,7 @@ from llmops_compiler.runtime._logs import (
     DEFAULT_TIMESTAMP_FIELD,
     MISSING,
     LogInputError,
+    LogSourceUnavailable,
     LogWindow,
     lookup,
     parse_duration,
@@ -117,9 +120,10 @@ QUALITY_RECORDS: Final = "llmops_quality_records"
 """Gauge of the number of records behind each pushed score (0 when none could be scored)."""
 
 EXIT_OK: Final = 0
-EXIT_PUBLISH_FAILED: Final = 1
 EXIT_BAD_INPUT: Final = 2
 EXIT_UNAVAILABLE: Final = 3
+EXIT_PUBLISH_FAILED: Final = EXIT_UNAVAILABLE
+"""Writing, pushing or logging the scores failed: outside the step, so the workflow retries (exit 3)."""
 
 DEFAULT_SAMPLE_SIZE: Final = 1000
 DEFAULT_BATCH_SIZE: Final = 64
@@ -1051,8 +1055,11 @@ def run(argv: Sequence[str] | None = None) -> int:
             sample_size=args.sample_size or None,
             seed=args.seed,
         )
+    except LogSourceUnavailable as exc:
+        print(f"score: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     except (ScoreInputError, LogInputError, ValueError) as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"score: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
     fields = Fields(args.request_field, args.response_field, args.context_field, args.reference_field,
@@ -1068,10 +1075,10 @@ def run(argv: Sequence[str] | None = None) -> int:
                 unavailable.append(str(exc.args[0]))
                 results.append(exc.args[1])
     except (ScoreInputError, OSError) as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"score: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception as exc:  # a model or library failing: one line, no traceback
-        print(f"error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}", file=sys.stderr)
+        print(f"score: error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}", file=sys.stderr)
         return EXIT_UNAVAILABLE
 
     window_summary = logs.summary()
@@ -1113,7 +1120,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             args.output.parent.mkdir(parents=True, exist_ok=True)
             args.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         except OSError as exc:
-            print(f"error: cannot write {args.output}: {exc}", file=sys.stderr)
+            print(f"score: error: cannot write {args.output}: {exc}", file=sys.stderr)
             status = EXIT_PUBLISH_FAILED
     if args.pushgateway:
         try:
@@ -1122,7 +1129,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             print(f"pushed {series} series ({args.metric_name}, {args.records_metric_name}) to {args.pushgateway}")
         except Exception as exc:  # network, HTTP error status: report in one line
             msg = " ".join(str(exc).split())
-            print(f"error: push to {args.pushgateway} failed: {type(exc).__name__}: {msg}", file=sys.stderr)
+            print(f"score: error: push to {args.pushgateway} failed: {type(exc).__name__}: {msg}", file=sys.stderr)
             status = EXIT_PUBLISH_FAILED
     if args.mlflow_tracking_uri:
         try:
@@ -1130,10 +1137,10 @@ def run(argv: Sequence[str] | None = None) -> int:
             print(f"logged to MLflow run {run_id}")
         except Exception as exc:
             msg = " ".join(str(exc).split())[:300]
-            print(f"error: MLflow logging failed: {type(exc).__name__}: {msg}", file=sys.stderr)
+            print(f"score: error: MLflow logging failed: {type(exc).__name__}: {msg}", file=sys.stderr)
             status = EXIT_PUBLISH_FAILED
     for message in unavailable:
-        print(f"error: {message}", file=sys.stderr)
+        print(f"score: error: {message}", file=sys.stderr)
     if status == EXIT_OK and unavailable:
         status = EXIT_UNAVAILABLE
     return status

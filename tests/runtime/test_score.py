@@ -351,7 +351,7 @@ def test_unreachable_judge_exits_3_after_publishing_the_rest(tmp_path: Path) -> 
     assert proc.returncode == score.EXIT_UNAVAILABLE, (proc.stdout, proc.stderr)
     assert "Traceback" not in proc.stderr
     [line] = proc.stderr.strip().splitlines()
-    assert line.startswith("error: judge http://127.0.0.1:")
+    assert line.startswith("score: error: judge http://127.0.0.1:")
     assert line.endswith("/v1/chat/completions answered no request")
     metrics = {m["metric"]: m for m in json.loads((tmp_path / "r.json").read_text())["metrics"]}
     assert metrics["safety"]["records"] == 3 and metrics["helpfulness"]["score"] is None
