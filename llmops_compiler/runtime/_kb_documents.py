@@ -22,7 +22,7 @@ import logging
 import re
 from collections.abc import Callable
 from pathlib import PurePosixPath
-from typing import Final
+from typing import Any, Final
 
 TEXT_SUFFIXES: Final = (".txt",)
 MARKDOWN_SUFFIXES: Final = (".md", ".markdown")
@@ -38,6 +38,10 @@ HTML_BLOCK_TAGS: Final = frozenset((
 ))  # fmt: skip
 #: Elements whose content is never text a reader sees.
 HTML_DROPPED_TAGS: Final = ("script", "style", "noscript", "template", "svg", "canvas", "iframe", "object")
+
+MAX_TEXT_CHARS: Final = 10_000_000
+"""The most text one document may yield by default (about 5,000 pages): bounds the work of chunking and
+embedding one object, whatever its compressed size."""
 
 _BLANK_LINES = re.compile(r"\n[ \t\r\f\v]*(?:\n[ \t\r\f\v]*)+")
 _HTML_SPACE = re.compile(r"\s+")
@@ -73,35 +77,59 @@ def _normalise(text: str) -> str:
 
 def _html(key: str, data: bytes) -> str:
     from bs4 import BeautifulSoup
-    from bs4.element import NavigableString
+    from bs4.element import CData, NavigableString, Tag
 
     try:
         soup = BeautifulSoup(data, "html.parser")
     except Exception as exc:  # the parser's own exceptions vary by version
         raise DocumentError(f"{key}: not parseable as HTML: {type(exc).__name__}: {exc}") from None
-    for tag in soup(list(HTML_DROPPED_TAGS)):
-        tag.decompose()
-    # Source line breaks inside running text are spaces to a reader (except in <pre>); comments, the
-    # doctype and other NavigableString subclasses are not text and are left for get_text() to skip.
-    for string in soup.find_all(string=True):
-        if type(string) is NavigableString and string.find_parent("pre") is None:
-            string.replace_with(_HTML_SPACE.sub(" ", str(string)))
-    for br in soup.find_all("br"):
-        br.replace_with("\n")
-    for tag in soup.find_all(HTML_BLOCK_TAGS):
-        tag.append("\n\n")
-    return _normalise(soup.get_text())
+    # One walk with an explicit stack, in document order, so the work stays linear however deeply elements
+    # nest (editing the tree, or asking each string for its <pre> ancestor, costs the depth each time). Source
+    # line breaks inside running text are spaces to a reader, except in <pre>; <br> is a line break; the end
+    # of a block element ends a paragraph; comments, the doctype and dropped elements are not text.
+    parts: list[str] = []
+    work: list[tuple[Any, bool]] = [(soup, False)]  # (a node and whether it lies in a <pre>) or (text, True)
+    while work:
+        node, flag = work.pop()
+        if isinstance(node, Tag):
+            if node.name in HTML_DROPPED_TAGS:
+                continue
+            if node.name == "br":
+                parts.append("\n")
+                continue
+            if node.name in HTML_BLOCK_TAGS:
+                work.append((_PARAGRAPH_END, True))
+            inside = flag or node.name == "pre"
+            work.extend((child, inside) for child in reversed(node.contents))
+        elif node is _PARAGRAPH_END:
+            parts.append("\n\n")
+        elif type(node) is NavigableString:
+            parts.append(str(node) if flag else _HTML_SPACE.sub(" ", str(node)))
+        elif type(node) is CData:
+            parts.append(str(node))
+    return _normalise("".join(parts))
 
 
-def _pdf(key: str, data: bytes) -> str:
+_PARAGRAPH_END: Final = object()
+
+
+def _pdf(key: str, data: bytes, max_chars: int = MAX_TEXT_CHARS) -> str:
     from pypdf import PdfReader
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # recoverable-structure warnings are noise here
+    pages: list[str] = []
+    total = 0
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             raise DocumentError(f"{key}: the PDF is encrypted with a password")
-        pages = [page.extract_text() or "" for page in reader.pages]
+        count = len(reader.pages)
+        for number, page in enumerate(reader.pages, start=1):
+            pages.append(page.extract_text() or "")
+            total += len(pages[-1])
+            if total > max_chars:  # a few KiB of compressed streams can expand to gigabytes of text
+                raise DocumentError(f"{key}: its text runs past {max_chars} characters (at page {number} of "
+                                    f"{count}); raise --max-text-chars if the document is real")
     except DocumentError:
         raise
     except Exception as exc:  # pypdf raises PdfReadError and, on damaged files, plain ValueError/KeyError/...
@@ -116,14 +144,23 @@ _PARSERS: Final[dict[str, Callable[[str, bytes], str]]] = {
 }
 
 
-def extract_text(key: str, data: bytes) -> str:
-    """The text of document ``key`` (its suffix picks the parser; see the module docstring).
+def extract_text(key: str, data: bytes, max_chars: int = MAX_TEXT_CHARS) -> str:
+    """The text of document ``key`` (its suffix picks the parser; see the module docstring), at most
+    ``max_chars`` characters: text and HTML cannot hold more characters than bytes, but a PDF's compressed
+    streams can expand without bound, so its pages are counted as they are read.
 
-    Raises :class:`DocumentError` (message starting with ``key``) when the bytes cannot be parsed, and
-    ``ValueError`` for a suffix outside :data:`SUPPORTED_SUFFIXES` (callers filter those out first).
+    Raises :class:`DocumentError` (message starting with ``key``) when the bytes cannot be parsed or the
+    text runs past ``max_chars``, and ``ValueError`` for a suffix outside :data:`SUPPORTED_SUFFIXES` (callers
+    filter those out first).
     """
     suffix = document_suffix(key)
+    if suffix in PDF_SUFFIXES:
+        return _pdf(key, data, max_chars)
     parser = _PARSERS.get(suffix)
     if parser is None:
         raise ValueError(f"{key}: unsupported suffix {suffix!r}")
-    return parser(key, data)
+    text = parser(key, data)
+    if len(text) > max_chars:
+        raise DocumentError(f"{key}: its text runs past {max_chars} characters; raise --max-text-chars if the "
+                            "document is real")
+    return text

@@ -17,6 +17,7 @@ with, in both cases::
     --embedding-model NAME_OR_PATH --dimension N
     --vector-store-uri URI --collection NAME [--metric COSINE|IP|L2] [--vector-store-token-env VAR]
     [--batch-size 64] [--progress-every 50] [--suffix .txt --suffix .md ...] [--max-object-bytes 52428800]
+    [--max-text-chars 10000000]
     [--mlflow-tracking-uri URI --mlflow-experiment NAME] [--output REPORT.json]
 
 Source
@@ -69,7 +70,10 @@ Vector store
     or metric, is an error naming both numbers, raised before anything is written.
 
 Bounded work
-    An object over ``--max-object-bytes`` (default 50 MiB) is refused without being read.
+    An object over ``--max-object-bytes`` (default 50 MiB) is refused without being read, and a document whose
+    text runs past ``--max-text-chars`` (default 10,000,000: a PDF's compressed streams can expand without
+    bound) is refused as it is read, its old chunks kept; HTML is turned into text in one linear walk, however
+    deeply its elements nest.
 
 Exit codes
     0   done (also: nothing to do, an ignored event, a skipped suffix, an object already deleted);
@@ -112,7 +116,14 @@ from llmops_compiler.runtime._common import (
     run_step,
 )
 from llmops_compiler.runtime._kb_chunking import STRATEGIES, Chunker, ChunkingConfig
-from llmops_compiler.runtime._kb_documents import SUPPORTED_SUFFIXES, DocumentError, document_suffix, extract_text
+from llmops_compiler.runtime._kb_documents import (
+    MAX_TEXT_CHARS,
+    PDF_SUFFIXES,
+    SUPPORTED_SUFFIXES,
+    DocumentError,
+    document_suffix,
+    extract_text,
+)
 from llmops_compiler.runtime._kb_embedding import (
     check_model_dimension,
     embed,
@@ -214,6 +225,7 @@ class IngestConfig:
     progress_every: int = DEFAULT_PROGRESS_EVERY
     suffixes: tuple[str, ...] = SUPPORTED_SUFFIXES
     max_object_bytes: int = DEFAULT_MAX_OBJECT_BYTES
+    max_text_chars: int = MAX_TEXT_CHARS
     mlflow_tracking_uri: str | None = None
     mlflow_experiment: str = DEFAULT_EXPERIMENT
 
@@ -233,6 +245,8 @@ class IngestConfig:
             raise UsageError(f"--progress-every must be at least 1, got {self.progress_every}")
         if self.max_object_bytes < 1:
             raise UsageError(f"--max-object-bytes must be at least 1, got {self.max_object_bytes}")
+        if self.max_text_chars < 1:
+            raise UsageError(f"--max-text-chars must be at least 1, got {self.max_text_chars}")
         if not self.collection.strip():
             raise UsageError("--collection is empty")
         if not self.embedding_model.strip():
@@ -484,7 +498,7 @@ class Ingestor:
 
         started = time.perf_counter()
         try:
-            text = extract_text(key, data)
+            text = extract_text(key, data, cfg.max_text_chars)
         except DocumentError as exc:
             self._fail(f"{exc}; its old chunks are kept")
             return False
@@ -494,7 +508,8 @@ class Ingestor:
         chunks = self.chunker.split(text, document_suffix(key))
         report.seconds["chunk"] += time.perf_counter() - started
         if not chunks:
-            self._say(f"{key}: no text found (a scanned PDF needs OCR); its old chunks are removed")
+            why = " (a scanned PDF needs OCR)" if document_suffix(key) in PDF_SUFFIXES else ""
+            self._say(f"{key}: no text found{why}; its old chunks are removed")
         self._pending.append(_Pending(key, chunks, content_hash, fetched.etag, stored.rows))
         self._pending_chunks += len(chunks)
         report.documents_ingested += 1
@@ -675,6 +690,12 @@ def build_parser() -> ArgParser:
         default=DEFAULT_MAX_OBJECT_BYTES,
         help="larger objects are refused (default 50 MiB)",
     )
+    p.add_argument(
+        "--max-text-chars",
+        type=int,
+        default=MAX_TEXT_CHARS,
+        help="a document whose text runs longer is refused, its old chunks kept (default 10,000,000)",
+    )
     p.add_argument("--mlflow-tracking-uri")
     p.add_argument("--mlflow-experiment", default=DEFAULT_EXPERIMENT)
     p.add_argument("--output", type=Path, help="write the report as JSON to this file")
@@ -707,6 +728,7 @@ def config_from_args(args: Any) -> IngestConfig:
         progress_every=args.progress_every,
         suffixes=normalise_suffixes(args.suffix),
         max_object_bytes=args.max_object_bytes,
+        max_text_chars=args.max_text_chars,
         mlflow_tracking_uri=args.mlflow_tracking_uri,
         mlflow_experiment=args.mlflow_experiment,
     )

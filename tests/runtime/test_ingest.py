@@ -107,6 +107,24 @@ def test_unparseable_documents_name_themselves() -> None:
         extract_text("logo.png", b"\x89PNG")
 
 
+def test_text_is_bounded_however_far_a_document_expands() -> None:
+    """A PDF's compressed pages can expand to gigabytes of text: reading stops at the page that passes the limit."""
+    pdf = minimal_pdf([["x" * 100]] * 5)
+    assert extract_text("w.pdf", pdf, max_chars=600).count("x" * 100) == 5
+    with pytest.raises(DocumentError, match=r"^w\.pdf: its text runs past 250 characters \(at page 3 of 5\)"):
+        extract_text("w.pdf", pdf, max_chars=250)
+    with pytest.raises(DocumentError, match=r"^a\.txt: its text runs past 3 characters"):
+        extract_text("a.txt", b"four", max_chars=3)
+
+
+def test_deeply_nested_html_is_read_in_one_walk() -> None:
+    """Nesting 50,000 elements deep (a hostile upload) gives its text, without recursion or quadratic work."""
+    depth = 50_000
+    text = extract_text("deep.html", b"<div><span>x\n y</span>" * depth + b"<pre>a\n  b</pre>")
+    assert text.count("x y") == depth  # running text: its line break is a space
+    assert text.endswith("x ya\nb")  # the <pre> (inside every unclosed <div>) keeps its line break
+
+
 def test_fixed_chunks_are_exact_windows() -> None:
     text = sample_documents()["refunds.txt"].decode().strip()
     chunks = Chunker(ChunkingConfig("fixed", 100, 20)).split(text)
@@ -432,10 +450,19 @@ def test_objects_over_the_size_limit_are_refused(
     assert sorted(kb.documents()) == sorted(f"help/{k}" for k in set(sample_documents()) - too_large)
 
 
+def test_a_document_whose_text_runs_past_the_limit_is_refused(
+    kb: KnowledgeBase, embedding_model: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = kb.argv("--object", "help/warranty.pdf", "--event", "created", "--max-text-chars", "50")
+    assert ingest.main(argv, model=embedding_model) == 2
+    assert "help/warranty.pdf: its text runs past 50 characters (at page 1 of 2)" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["--all", "--event", "created"], "--event goes with --object"),
+        (["--all", "--max-text-chars", "0"], "--max-text-chars must be at least 1"),
         (["--object", "help/a.txt"], "--object needs --event"),
         (["--object", "help/a.txt", "--event", "ObjectCreatd:Put"], "unknown --event"),
         (["--all", "--suffix", ".docx"], "no parser for --suffix .docx"),
