@@ -11,7 +11,7 @@ Command line::
       [--window 7d] [--now ISO8601] [--timestamp-field timestamp]
       [--prompt-field prompt] [--response-field response] [--context-field FIELD]
       [--rating-field FIELD] [--thumbs-field FIELD] [--corrected-field FIELD]
-      [--min-rating R] [--keep-thumbs-up] [--keep-corrected] [--rating-range 1:5]
+      [--min-rating R] [--keep-thumbs-up] [--keep-corrected]
       [--no-scrub-pii] [--pii-entity ENTITY ...] [--pii-min-score 0.4]
       [--near-duplicate-threshold 0.8] [--num-perm 128]
       [--eval-fraction 0.1] [--seed 0]
@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import sys
@@ -222,7 +223,6 @@ class KeepRules:
     min_rating: float | None = None
     thumbs_up: bool = False
     corrected: bool = False
-    rating_range: tuple[float, float] = (1.0, 5.0)
 
     @property
     def any(self) -> bool:
@@ -298,6 +298,7 @@ def from_log(
             rules.min_rating is not None
             and isinstance(rating, int | float)
             and not isinstance(rating, bool)
+            and math.isfinite(rating)  # JSON parsers accept Infinity and NaN: neither is a rating
             and rating >= rules.min_rating
         )
         if not (up or rated):
@@ -550,6 +551,10 @@ def _validate(cfg: CurateConfig) -> tuple[float | None, float | None]:
         raise UsageError(f"--near-duplicate-threshold must be in (0, 1], got {cfg.near_duplicate_threshold}")
     if cfg.num_perm < 16:
         raise UsageError(f"--num-perm must be >= 16, got {cfg.num_perm}")
+    if not 0.0 <= cfg.pii_min_score <= 1.0:  # presidio's scores lie in [0, 1]: above 1 nothing would be scrubbed
+        raise UsageError(f"--pii-min-score must be in [0, 1], got {cfg.pii_min_score}")
+    if cfg.rules.min_rating is not None and not math.isfinite(cfg.rules.min_rating):
+        raise UsageError(f"--min-rating must be a finite number, got {cfg.rules.min_rating}")
     feedback_fields = {"--thumbs-field": (cfg.rules.thumbs_up, cfg.fields.thumbs),
                        "--rating-field": (cfg.rules.min_rating is not None, cfg.fields.rating),
                        "--corrected-field": (cfg.rules.corrected, cfg.fields.corrected)}  # fmt: skip

@@ -953,8 +953,8 @@ def _rating_range(text: str) -> tuple[float, float]:
         lo, hi = float(low), float(high)
     except ValueError:
         lo = hi = math.nan
-    if not sep or not lo < hi:
-        raise ScoreInputError(f"bad --rating-range {text!r}: expected LOW:HIGH with LOW < HIGH")
+    if not sep or not lo < hi or not math.isfinite(hi - lo):
+        raise ScoreInputError(f"bad --rating-range {text!r}: expected LOW:HIGH, finite numbers with LOW < HIGH")
     return lo, hi
 
 

@@ -284,4 +284,19 @@ def test_bad_input(tmp_path: Path, inputs: dict[str, Path]) -> None:
     _one_line_error(run_curate("--name", "d", "--output", tmp_path / "o", "--logs", inputs["logs"],
                                "--keep-thumbs-up"), "needs --thumbs-field")  # fmt: skip
     _one_line_error(run_curate("--name", "d", "--output", tmp_path / "o"), "--logs or --labelled")
+    for score in ("5", "nan", "-0.1"):  # above 1 presidio would flag nothing: PII would ship unscrubbed
+        _one_line_error(run_curate("--name", "d", "--output", tmp_path / "o", "--labelled", bad,
+                                   "--pii-min-score", score), "--pii-min-score must be in [0, 1]")  # fmt: skip
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_a_rating_that_is_not_finite_is_no_rating(tmp_path: Path) -> None:
+    """Python's JSON parser reads `Infinity` and `NaN`: neither may pass a minimum rating."""
+    logs = tmp_path / "logs.jsonl"
+    logs.write_text("".join(f'{{"prompt": "q{i}", "response": "answer number {i}", "rating": {rating}}}\n'
+                            for i, rating in enumerate(["Infinity", "NaN", "-Infinity", "5", "2"])))
+    proc = run_curate("--name", "d", "--output", tmp_path / "o", "--logs", logs, "--rating-field", "rating",
+                      "--min-rating", "4", "--eval-fraction", "0", "--no-scrub-pii")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    kept = [json.loads(line) for line in (tmp_path / "o/latest/train.jsonl").read_text().splitlines()]
+    assert [record["prompt"] for record in kept] == ["q3"]

@@ -487,6 +487,9 @@ def _assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str
         (["--metric", "safety", "--grouping-label", "metric=x"], ["label 'metric' is already set"]),
         (["--metric", "privacy", "--pii-entity", "SHOE_SIZE"], ["--pii-entity: unknown PII entities SHOE_SIZE"]),
         (["--metric", "safety", "--window", "1h"], [f"{LABELLED}:1:", "no timestamp field 'ts'"]),
+        (["--metric", "feedback", "--rating-range=-inf:5"], ["bad --rating-range '-inf:5'", "finite"]),
+        (["--metric", "feedback", "--rating-range", "1:inf"], ["bad --rating-range '1:inf'"]),
+        (["--metric", "feedback", "--rating-range", "5:1"], ["LOW < HIGH"]),
     ],
 )
 def test_bad_arguments(args: list[str], needles: list[str]) -> None:
