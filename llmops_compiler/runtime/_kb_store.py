@@ -172,7 +172,9 @@ class VectorStore:
     every connection of this process to that file, so keep one open ``VectorStore`` per database at a time.
     """
 
-    def __init__(self, uri: str, token: str | None = None) -> None:
+    def __init__(self, uri: str, token: str | None = None, create: bool = True) -> None:
+        if is_milvus_lite(uri) and not create and not Path(uri).exists():
+            raise UsageError(f"no vector store at {uri} (no Milvus Lite database there)")
         if is_milvus_lite(uri):
             # Milvus Lite's in-process gRPC server answers pymilvus's 10 s keepalive pings with GOAWAY
             # "too_many_pings" during long embeddings; gRPC reconnects, but its C core logs an error line.
@@ -216,14 +218,18 @@ class VectorStore:
                 metric = str(self.client.describe_index(collection, index_name).get("metric_type") or "") or None
         return CollectionInfo(dimension=dimension, metric=metric, fields=names)
 
-    def check_collection(self, collection: str, info: CollectionInfo, dimension: int, metric: str | None) -> None:
-        """Raises :class:`UsageError` when an existing collection cannot hold this knowledge base's rows."""
+    @staticmethod
+    def check_fields(collection: str, info: CollectionInfo, consequence: str) -> None:
+        """Raises :class:`UsageError` when ``collection`` lacks the fields ingest writes (another program made
+        it); ``consequence`` ends the message."""
         missing = [f for f in REQUIRED_FIELDS if f not in info.fields]
         if missing:
-            raise UsageError(
-                f"collection {collection!r} lacks the field(s) {', '.join(missing)}: it was not created by "
-                "ingest; use another collection name or drop it; nothing was written"
-            )
+            raise UsageError(f"collection {collection!r} lacks the field(s) {', '.join(missing)}: it was not "
+                             f"created by ingest; {consequence}")
+
+    def check_collection(self, collection: str, info: CollectionInfo, dimension: int, metric: str | None) -> None:
+        """Raises :class:`UsageError` when an existing collection cannot hold this knowledge base's rows."""
+        self.check_fields(collection, info, "use another collection name or drop it; nothing was written")
         if info.dimension != dimension:
             raise UsageError(
                 f"collection {collection!r} holds {info.dimension}-dimensional vectors but this knowledge "

@@ -50,11 +50,12 @@ class Retriever:
     def __init__(self, vector_store_uri: str, collection: str, embedding_model: Any, token: str | None = None) -> None:
         self.collection = collection
         self.model = load_embedding_model(embedding_model) if isinstance(embedding_model, str) else embedding_model
-        self.store = VectorStore(vector_store_uri, token)
+        self.store = VectorStore(vector_store_uri, token, create=False)
         try:
             info = self.store.describe(collection)
             if info is None:
                 raise UsageError(f"collection {collection!r} does not exist in {vector_store_uri}")
+            self.store.check_fields(collection, info, "query the collection its KnowledgeBase fills")
             dimension = embedding_dimension(self.model)
             if info.dimension != dimension:
                 raise UsageError(

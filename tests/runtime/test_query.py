@@ -106,6 +106,20 @@ def test_missing_collection_and_other_dimension(
     assert capsys.readouterr().err.strip() == f"query: error: collection 'nope' does not exist in {ingested.db}"
 
 
+def test_a_store_or_collection_ingest_did_not_make_is_refused(embedding_model: Any, tmp_path: Path) -> None:
+    from llmops_compiler.runtime._kb_store import VectorStore
+
+    missing = tmp_path / "typo" / "kb.db"
+    with pytest.raises(UsageError, match="no vector store at .*typo/kb.db"):
+        query(str(missing), "kb", embedding_model, "x")
+    assert not missing.parent.exists()  # a query only reads: nothing is created
+    foreign = str(tmp_path / "other.db")
+    with VectorStore(foreign) as store:
+        store.client.create_collection("foreign", dimension=384)
+    with pytest.raises(UsageError, match="collection 'foreign' lacks the field"):
+        query(foreign, "foreign", embedding_model, "x")
+
+
 def test_command_line_prints_json_lines(ingested: KnowledgeBase, subprocess_env: dict[str, str]) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "llmops_compiler.runtime.query", "--vector-store-uri", ingested.db,
