@@ -110,7 +110,7 @@ def test_a_store_or_collection_ingest_did_not_make_is_refused(embedding_model: A
     from llmops_compiler.runtime._kb_store import VectorStore
 
     missing = tmp_path / "typo" / "kb.db"
-    with pytest.raises(UsageError, match="no vector store at .*typo/kb.db"):
+    with pytest.raises(UsageError, match=r"no vector store at .*typo/kb\.db"):
         query(str(missing), "kb", embedding_model, "x")
     assert not missing.parent.exists()  # a query only reads: nothing is created
     foreign = str(tmp_path / "other.db")
