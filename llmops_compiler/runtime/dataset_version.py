@@ -22,6 +22,7 @@ or malformed manifest or tag, 3 when the object store or MLflow cannot be reache
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -57,28 +58,54 @@ def _read(uri: str, endpoint: str | None, insecure: bool) -> bytes:
     return body
 
 
-def latest_version(output: str, endpoint: str | None = None, insecure: bool = False) -> dict[str, Any]:
-    """The manifest of a Dataset's latest version: ``{"uri": <content-addressed folder>, "hash": ..., ...}``."""
+_HASH = re.compile(r"^sha256:([0-9a-f]{64})$")
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def latest_version(output: str, endpoint: str | None = None, insecure: bool = False,
+                   name: str | None = None) -> dict[str, Any]:
+    """The manifest of a Dataset's latest version: ``{"uri": <content-addressed folder>, "hash": ..., ...}``.
+
+    The manifest is checked before a run trusts it (raises :class:`UsageError`): a JSON object whose ``hash``
+    is ``sha256:<64 hex>`` and whose ``uri`` is the folder ``<output>/<that hex>/`` that ``curate`` writes (so
+    a manifest cannot point a retrain at data elsewhere), of the Dataset ``name`` when both say one."""
     manifest_uri = output.rstrip("/") + "/latest/manifest.json"
     try:
-        manifest: dict[str, Any] = json.loads(_read(manifest_uri, endpoint, insecure))
+        manifest = json.loads(_read(manifest_uri, endpoint, insecure))
     except ValueError as error:
         raise UsageError(f"{manifest_uri} is not a JSON manifest: {error}") from error
-    if not isinstance(manifest.get("uri"), str):
-        raise UsageError(f"{manifest_uri} names no `uri`")
+    if not isinstance(manifest, dict):
+        raise UsageError(f"{manifest_uri} is not a JSON object")
+    found = _HASH.fullmatch(str(manifest.get("hash", "")))
+    if found is None:
+        raise UsageError(f"{manifest_uri}: `hash` is not `sha256:` and 64 hex digits")
+    base = output.rstrip("/") if output.startswith("s3://") else str(Path(output.removeprefix("file://")).resolve())
+    expected = f"{base}/{found.group(1)}/"
+    if not isinstance(manifest.get("uri"), str) or manifest["uri"].rstrip("/") + "/" != expected:
+        raise UsageError(f"{manifest_uri}: `uri` is {json.dumps(manifest.get('uri'))[:200]}, not the version folder "
+                         f"{expected} its hash names")
+    if name is not None and manifest.get("name") not in (None, name):
+        raise UsageError(f"{manifest_uri} belongs to Dataset {json.dumps(manifest.get('name'))[:80]}, not {name}")
     return manifest
 
 
 def resolve(dataset_uri: str, output: str | None, endpoint: str | None = None,
             insecure: bool = False) -> tuple[str, str, str]:
-    """(train URI, eval URI, content hash) of a reference; a plain URI is its own train split."""
+    """(train URI, eval URI, content hash) of a reference; a plain URI is its own train split. Raises
+    :class:`UsageError` for an empty reference, a ``dataset://`` name that is not a DNS label, and a missing
+    or untrustworthy manifest (see :func:`latest_version`)."""
+    if not dataset_uri.strip():
+        raise UsageError("--dataset-uri is empty")
     if not dataset_uri.startswith(DATASET_SCHEME):
         return dataset_uri, "", ""
+    name = dataset_uri.removeprefix(DATASET_SCHEME)
+    if not _NAME.fullmatch(name):
+        raise UsageError(f"{dataset_uri}: a Dataset's name is a DNS label")
     if output is None:
         raise UsageError(f"{dataset_uri} names a Dataset: give its --output")
-    manifest = latest_version(output, endpoint, insecure)
+    manifest = latest_version(output, endpoint, insecure, name)
     folder = manifest["uri"].rstrip("/")
-    return f"{folder}/train.jsonl", f"{folder}/eval.jsonl", str(manifest.get("hash", ""))
+    return f"{folder}/train.jsonl", f"{folder}/eval.jsonl", str(manifest["hash"])
 
 
 def from_model(tracking_uri: str, registered_model: str, alias: str) -> str:

@@ -161,3 +161,38 @@ def test_tune_trains_from_the_latest_curated_version(
     assert argument("register", "dataset-uri") == "{{tasks.dataset-feedback.outputs.parameters.train-uri}}"
     assert "{{tasks.dataset-feedback.outputs.parameters.eval-uri}}" in json.dumps(
         [t for t in dag if t["name"] == "evaluate"])
+
+
+@pytest.mark.parametrize(("manifest", "message"), [
+    ("[1, 2]", "is not a JSON object"),
+    ('{"uri": "", "hash": 5}', "`hash` is not `sha256:` and 64 hex digits"),
+    ('{"uri": "s3://elsewhere/evil/", "hash": "sha256:' + "a" * 64 + '"}', "not the version folder"),
+    ('{"uri": "OUT/' + "b" * 64 + '/", "hash": "sha256:' + "a" * 64 + '"}', "not the version folder"),
+    ('{"name": "other", "uri": "OUT/' + "a" * 64 + '/", "hash": "sha256:' + "a" * 64 + '"}',
+     'belongs to Dataset "other"'),
+])
+def test_a_manifest_is_checked_before_a_run_trusts_it(manifest: str, message: str, tmp_path: Path) -> None:
+    """A manifest a person or a hostile writer edited cannot send a retrain to other data."""
+    output = tmp_path / "feedback"
+    (output / "latest").mkdir(parents=True)
+    (output / "latest/manifest.json").write_text(manifest.replace("OUT", str(output)))
+    args = ["--dataset-uri", "dataset://feedback", "--output", str(output), "--train-uri-out", str(tmp_path / "t")]
+    proc = run({"command": ["python", "-m", "llmops_compiler.runtime.dataset_version"]}, args, {})
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and not (tmp_path / "t").exists()
+
+
+def test_a_good_manifest_and_bad_references(tmp_path: Path) -> None:
+    output = tmp_path / "feedback"
+    (output / "latest").mkdir(parents=True)
+    digest = "c" * 64
+    (output / "latest/manifest.json").write_text(json.dumps(
+        {"name": "feedback", "uri": f"{output}/{digest}/", "hash": f"sha256:{digest}"}))
+    step = {"command": ["python", "-m", "llmops_compiler.runtime.dataset_version"]}
+    out = ["--output", str(output), "--train-uri-out", str(tmp_path / "t"), "--hash-out", str(tmp_path / "h")]
+    assert run(step, ["--dataset-uri", "dataset://feedback", *out], {}).returncode == 0
+    assert (tmp_path / "t").read_text().strip() == f"{output}/{digest}/train.jsonl"
+    assert (tmp_path / "h").read_text().strip() == f"sha256:{digest}"
+    for reference, message in (("", "--dataset-uri is empty"), ("dataset://Feed_back", "is a DNS label")):
+        proc = run(step, ["--dataset-uri", reference, *out], {})
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr
