@@ -167,8 +167,21 @@ def format_prompt(prompt: str, context: str | None = None) -> str:
 # --- torch / transformers ----------------------------------------------------------------------------
 
 
+MLFLOW_HTTP_DEFAULTS: dict[str, str] = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
+}
+"""The MLflow client's HTTP retries in a step, unless the environment sets them: 3 retries 1, 2 and 4 s apart
+(about 7 s) instead of MLflow's 7 retries with a factor of 2 (about 4 minutes), since the workflow retries
+the whole step (exit 3) with a backoff of its own."""
+
+
 def quiet_libraries() -> None:
-    """Silence progress bars and chatty INFO logs of transformers / mlflow / alembic."""
+    """Silence progress bars and chatty INFO logs of transformers / mlflow / alembic, and bound MLflow's HTTP
+    retries (:data:`MLFLOW_HTTP_DEFAULTS`)."""
+    for name, value in MLFLOW_HTTP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     noisy = r"(torch|transformers|peft|mlflow|sqlalchemy|accelerate)(\..*)?$"

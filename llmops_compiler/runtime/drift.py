@@ -583,6 +583,10 @@ def log_to_mlflow(
     """Log parameters, one metric per feature and method, and the JSON report; returns the run id."""
     import mlflow
 
+    from llmops_compiler.runtime._common import quiet_libraries
+
+    quiet_libraries()
+
     mlflow.set_tracking_uri(tracking_uri)
     if experiment:
         mlflow.set_experiment(experiment)
