@@ -16,8 +16,10 @@ exactly the files ``register`` uploaded for that version, or nothing.
   checked (``--require-digest`` makes a missing tag an error, exit 1).
 * Then the files are moved into ``--output`` and ``llmops-model.json`` is written beside them:
   ``{"name", "version", "digest", "digest_verified", "source", "source_run"}``.
-* ``--output`` must be empty or missing, or hold an earlier fetch (it has ``llmops-model.json``), which is
-  replaced: an init container that runs again fetches and verifies again. Anything else is refused.
+* ``--output`` must be empty or missing, or hold what a fetch left (an earlier fetch with
+  ``llmops-model.json``, a staging folder, or the files of a fetch killed while moving them in), which is
+  replaced once the new version is known to exist: an init container that runs again fetches and verifies
+  again. Anything else is refused.
 
 Exit codes: 0 fetched; 1 the download does not match the registered digest (or has none with
 ``--require-digest``); 2 a bad reference (malformed URI, an alias, a version that does not exist) or a bad
@@ -98,17 +100,30 @@ def parse_model_uri(uri: str) -> ModelReference:
     return ModelReference(match["name"], match["version"])
 
 
-def prepare_output(output: Path) -> None:
-    """Make ``output`` an empty directory: create it, or clear an earlier fetch; refuse foreign content."""
+IN_PROGRESS_FILE = ".llmops-fetch-in-progress"
+"""Written into ``--output`` before the verified files are moved in and removed once ``llmops-model.json`` is
+written: a fetch killed in between left only its own files, which the next run clears."""
+STAGING_PREFIX = ".fetch-"
+
+
+def check_output(output: Path) -> None:
+    """Refuse an ``--output`` that is not a directory, or that holds files no fetch left (nothing is changed)."""
     if output.exists() and not output.is_dir():
         raise UsageError(f"--output is not a directory: {output}")
-    output.mkdir(parents=True, exist_ok=True)
-    entries = list(output.iterdir())
-    if not entries:
+    if not output.exists():
         return
-    if not (output / METADATA_FILE).is_file():
+    entries = [entry for entry in output.iterdir() if not entry.name.startswith(STAGING_PREFIX)]
+    ours = (output / METADATA_FILE).is_file() or (output / IN_PROGRESS_FILE).is_file()
+    if entries and not ours:
         raise UsageError(f"--output {output} is not empty and holds no earlier fetch ({METADATA_FILE}); refusing")
-    for entry in entries:  # an earlier fetch: replace it (an emptyDir keeps it across init-container restarts)
+
+
+def prepare_output(output: Path) -> None:
+    """Make ``output`` an empty directory: create it, or clear what a fetch left there (an earlier fetch, its
+    staging folders, a fetch killed while moving files in); refuse foreign content."""
+    check_output(output)
+    output.mkdir(parents=True, exist_ok=True)
+    for entry in output.iterdir():  # an emptyDir keeps what an earlier init-container run left
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry)
         else:
@@ -126,7 +141,7 @@ def fetch(
     """
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     out = Path(output)
-    prepare_output(out)
+    check_output(out)  # before MLflow is asked; a good earlier fetch is cleared only once the version exists
     client = mlflow_client(tracking_uri)
     import mlflow
     from mlflow.exceptions import MlflowException
@@ -141,7 +156,8 @@ def fetch(
     expected = (mv.tags or {}).get(TAG_MODEL_DIGEST)
     if expected is None and require_digest:
         raise StepError(f"{reference.uri} has no {TAG_MODEL_DIGEST} tag and --require-digest is set", EXIT_GATE_FAILED)
-    staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=out))
+    prepare_output(out)
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
     try:
         try:
             mlflow.artifacts.download_artifacts(
@@ -158,6 +174,7 @@ def fetch(
                 "refusing to serve them",
                 EXIT_GATE_FAILED,
             )
+        (out / IN_PROGRESS_FILE).write_text(f"{reference.uri}\n", encoding="utf-8")
         for entry in staging.iterdir():
             os.replace(entry, out / entry.name)
     finally:
@@ -182,6 +199,7 @@ def fetch(
     partial = out / f".{METADATA_FILE}.partial"
     partial.write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     os.replace(partial, out / METADATA_FILE)
+    (out / IN_PROGRESS_FILE).unlink(missing_ok=True)
     return result
 
 

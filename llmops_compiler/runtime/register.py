@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,11 @@ TAG_SPEC_HASH = "llmops.spec_hash"
 TAG_GIT_COMMIT = "llmops.git_commit"
 TAG_DATASET_URI = "llmops.dataset_uri"
 TAG_MODEL_DIGEST = "llmops.model_digest"
+REGISTERED_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,255}$")
+"""Registered-model names this step accepts: what the compiler allows, and what `models:/NAME/VERSION` URIs and
+MLflow's search filters carry without quoting."""
+MODEL_MARKERS = ("config.json", "adapter_config.json")
+"""A transformers model folder has ``config.json``; a peft adapter folder has ``adapter_config.json``."""
 METRIC_TAG_PREFIX = "metric."
 # MLflow's own alias rules (mlflow/utils/validation.py: `_validate_model_alias_name` and
 # `_validate_model_alias_name_reserved`), checked here before anything is uploaded.
@@ -101,6 +107,8 @@ def load_metrics(path: str | Path) -> dict[str, float]:
     for key, value in data.items():
         if isinstance(value, bool) or not isinstance(value, int | float):
             continue  # lists (losses), strings (method) etc. are not registry metrics
+        if not math.isfinite(value):
+            raise UsageError(f"--metrics file {p}: metric {key!r} is {value}, not a finite number")
         out[str(key)] = float(value)
     return out
 
@@ -149,19 +157,26 @@ def validate(cfg: RegisterConfig) -> None:
             f"refusing to set alias '{cfg.alias}': it is the stable alias (--stable-alias '{cfg.stable_alias}'), "
             "and promotion to stable is the rollout's job; register sets the candidate alias"
         )
-    if not cfg.registered_model.strip():
-        raise UsageError("--registered-model is empty")
+    if not REGISTERED_MODEL_NAME.fullmatch(cfg.registered_model):
+        raise UsageError(f"--registered-model {cfg.registered_model!r}: use letters, digits, '.', '_' and '-' "
+                         "(a name `models:/NAME/VERSION` can carry, at most 256 characters)")
     if not cfg.mlflow_tracking_uri:
         raise UsageError("--mlflow-tracking-uri is required")
     require_dir(cfg.model_dir, "--model-dir")
     if not any(Path(cfg.model_dir).iterdir()):
         raise UsageError(f"--model-dir is empty: {cfg.model_dir}")
+    if not any((Path(cfg.model_dir) / marker).is_file() for marker in MODEL_MARKERS):
+        raise UsageError(f"--model-dir {cfg.model_dir} holds no model: neither {' nor '.join(MODEL_MARKERS)}")
+    if cfg.version_out and Path(cfg.version_out).is_dir():
+        raise UsageError(f"--version-out {cfg.version_out} is a directory")
 
 
 def _existing_version(client: MlflowClient, name: str, run_id: str | None, spec_hash: str, digest: str) -> Any | None:
+    """A version to reuse: the same files (digest) from the same run (a retried step), or the same files and
+    spec hash; other files are a new version even from the same run."""
     versions = client.search_model_versions(f"name = '{name}'")
     for mv in versions:
-        if run_id and mv.run_id == run_id:
+        if run_id and mv.run_id == run_id and (mv.tags or {}).get(TAG_MODEL_DIGEST) == digest:
             return mv
     for mv in versions:
         tags = mv.tags or {}

@@ -146,6 +146,28 @@ def test_bad_reference_exits_2(
     assert capsys.readouterr().err.strip() == expected
 
 
+def test_a_fetch_killed_partway_is_cleared_and_a_good_fetch_survives_a_bad_reference(
+    mlflow_uri: str, tmp_path: Path
+) -> None:
+    model = _model_dir(tmp_path)
+    name = _register(model, mlflow_uri, tmp_path)
+    out = tmp_path / "out"
+    argv = ["--model-uri", f"models:/{name}/1", "--output", str(out), "--mlflow-tracking-uri", mlflow_uri]
+    # What a SIGKILL leaves: a staging folder, or some files moved in before llmops-model.json was written.
+    (out / ".fetch-abc123").mkdir(parents=True)
+    (out / ".fetch-abc123" / "part.bin").write_bytes(b"half")
+    (out / fm.IN_PROGRESS_FILE).write_text(f"models:/{name}/1\n")
+    (out / "config.json").write_text("{}")
+    assert fm.main(argv) == 0
+    fetched = _files(out)
+    fetched.pop(fm.METADATA_FILE)
+    assert fetched == _files(model)  # no staging folder, no marker, nothing of the killed run
+    before = _files(out)
+    missing = ["--model-uri", f"models:/{name}/99", "--output", str(out), "--mlflow-tracking-uri", mlflow_uri]
+    assert fm.main(missing) == 2
+    assert _files(out) == before  # the pod's earlier model is kept when the new version does not exist
+
+
 def test_foreign_output_folder_is_refused(mlflow_uri: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
     out.mkdir()

@@ -79,6 +79,28 @@ def test_register_twice_creates_one_version(
     assert logged == ["adapter_config.json", "adapter_model.safetensors"]
 
 
+def test_other_files_from_the_same_run_are_a_new_version(
+    model_dir: Path, metrics_file: Path, mlflow_uri: str, tmp_path: Path
+) -> None:
+    """A retried step (same run, same files) reuses its version; other files are registered, never dropped."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(mlflow_uri)
+    exp = client.create_experiment(f"reg-{uuid.uuid4().hex[:8]}", artifact_location=str(tmp_path / "art"))
+    (tmp_path / "run_id").write_text(client.create_run(exp).info.run_id)
+    name = f"model-{uuid.uuid4().hex[:8]}"
+    argv = _argv(name, model_dir, metrics_file, mlflow_uri, "--run-id-file", str(tmp_path / "run_id"))
+    assert reg.main(argv) == 0
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "adapter_config.json").write_text(json.dumps({"r": 8, "lora_alpha": 16}))
+    assert reg.main([*argv[:1], str(other), *argv[2:]]) == 0
+    versions = client.search_model_versions(f"name = '{name}'")
+    digests = {str(mv.version): mv.tags["llmops.model_digest"] for mv in versions}
+    assert digests == {"1": reg.dir_digest(model_dir), "2": reg.dir_digest(other)}
+    assert str(client.get_model_version_by_alias(name, "candidate").version) == "2"
+
+
 def test_register_without_run_is_idempotent_and_new_spec_moves_alias(
     model_dir: Path, metrics_file: Path, mlflow_uri: str, tmp_path: Path
 ) -> None:
@@ -149,6 +171,10 @@ def test_alias_stable_is_refused(
         ("missing-metrics", "--metrics file not found"),
         ("unknown-run", "does not exist in the tracking store"),
         ("alias-latest", "invalid alias 'latest'"),
+        ("not-a-model", "holds no model: neither config.json nor adapter_config.json"),
+        ("nan-metric", "metric 'exact_match' is nan, not a finite number"),
+        ("bad-name", "--registered-model \"o'brien\": use letters, digits"),
+        ("version-out-dir", "is a directory"),
     ],
 )
 def test_bad_input_exits_2(
@@ -161,6 +187,7 @@ def test_bad_input_exits_2(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     extra: list[str] = []
+    name = f"model-{uuid.uuid4().hex[:8]}"
     if change == "missing-model":
         model_dir = tmp_path / "nope"
     elif change == "bad-metrics":
@@ -169,13 +196,25 @@ def test_bad_input_exits_2(
         metrics_file = tmp_path / "nope.json"
     elif change == "alias-latest":
         extra = ["--alias", "latest"]
+    elif change == "not-a-model":
+        (model_dir / "adapter_config.json").unlink()
+    elif change == "nan-metric":
+        metrics_file.write_text('{"metrics": {"exact_match": NaN}}')
+    elif change == "version-out-dir":
+        extra = ["--version-out", str(tmp_path)]
+    elif change == "bad-name":
+        name = "o'brien"
     else:
         (tmp_path / "rid").write_text("0" * 32)
         extra = ["--run-id-file", str(tmp_path / "rid")]
-    rc = reg.main(_argv(f"model-{uuid.uuid4().hex[:8]}", model_dir, metrics_file, mlflow_uri, *extra))
+    rc = reg.main(_argv(name, model_dir, metrics_file, mlflow_uri, *extra))
     err = capsys.readouterr().err
     assert rc == 2
     assert expected in err and err.startswith("register: error:")
+    if change != "bad-name":  # nothing reaches the registry
+        from mlflow import MlflowClient
+
+        assert MlflowClient(mlflow_uri).search_model_versions(f"name = '{name}'") == []
 
 
 @pytest.mark.parametrize(
