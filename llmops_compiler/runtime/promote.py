@@ -24,8 +24,9 @@ Analysis (the metric contract; ``{sel}`` is ``model="<Model>",version="<candidat
 ``I`` the interval):
 
 * requests: ``sum(increase(<requestsTotal>{sel}[I]))``, compared with ``analysis.minimumRequests``;
-* ``maxErrorRatio``: ``(sum(increase(<requestsTotal>{sel,code!~"2.."}[I])) or vector(0))`` divided by the
-  requests: the candidate's share of non-2xx answers;
+* ``maxErrorRatio``: ``(sum(increase(<requestsTotal>{sel,code=~"5.."}[I])) or vector(0))`` divided by the
+  requests: the candidate's share of server errors (a client's bad request, 4xx, or load shed with 429 says
+  nothing about the version, and a hostile client could send them on purpose to fail a healthy candidate);
 * ``maxLatencyP95``: ``histogram_quantile(0.95, sum by (le) (rate(<requestDurationBucket>{sel}[I])))``;
 * each ``analysis.metrics`` query with ``{{model}}``, ``{{version}}``, ``{{track}}`` (``candidate``),
   ``{{namespace}}`` and ``{{interval}}`` filled in; it must return one number.
@@ -220,7 +221,7 @@ def analysis_queries(context: Context, version: int) -> tuple[str, list[Analysis
     requests = f"sum(increase({names.requests_total}{{{selector}}}[{interval}]))"
     queries: list[AnalysisQuery] = []
     if analysis.max_error_ratio is not None:
-        errors = f'sum(increase({names.requests_total}{{{selector},code!~"2.."}}[{interval}]))'
+        errors = f'sum(increase({names.requests_total}{{{selector},code=~"5.."}}[{interval}]))'
         queries.append(AnalysisQuery("error ratio", f"({errors} or vector(0)) / {requests}", analysis.max_error_ratio))
     if analysis.max_latency_p95 is not None:
         queries.append(AnalysisQuery("p95 latency", f"histogram_quantile(0.95, sum by (le) (rate("

@@ -20,11 +20,13 @@ Endpoints (errors always answer a JSON body in OpenAI's shape ``{"error": {"mess
 
 ``POST /v1/completions``       ``model`` (optional; another name is 404), ``prompt`` (a string or a list
                                of up to 16 strings), ``max_tokens`` (default 16), ``temperature`` (0-2,
-                               default 1; 0 is greedy), ``top_p``, ``stop`` (a string or up to 4).
+                               default 1; 0, or below 0.001, is greedy), ``top_p``, ``stop`` (a string or up
+                               to 4). A prompt that is not valid Unicode (a lone surrogate) is a 400.
                                Streaming, ``n`` > 1, ``echo``, ``logprobs``, ``suffix``, ``best_of`` > 1,
                                penalties, ``logit_bias`` and ``seed`` are refused (400), other fields ignored.
                                Absent fields take OpenAI's defaults, not the model's generation_config.json.
-``POST /v1/chat/completions``  ``messages`` rendered with the tokenizer's chat template (400 without one).
+``POST /v1/chat/completions``  ``messages`` rendered with the tokenizer's chat template (400 without one, and
+                               400 when the template refuses the messages).
 ``GET /v1/models``             the one model.
 ``GET /healthz``               200 while the process serves (liveness).
 ``GET /readyz``                200 once the model is loaded, 503 before (readiness).
@@ -120,6 +122,10 @@ _METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")  # Prometheus data mode
 
 # --- configuration ---------------------------------------------------------------------------------
 
+
+MIN_SAMPLING_TEMPERATURE = 1e-3
+"""Below this a ``temperature`` decodes greedily, as 0 does: dividing the logits by 1e-40 overflows them to
+inf and sampling fails, and any temperature this small already picks the most likely token."""
 
 @dataclass(frozen=True)
 class ServeConfig:
@@ -296,7 +302,12 @@ class TransformersGenerator:
     def chat_prompt(self, messages: list[dict[str, str]]) -> str:
         if not getattr(self.tokenizer, "chat_template", None):
             raise _invalid("this model's tokenizer has no chat template; use /v1/completions", code="no_chat_template")
-        text: str = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        from jinja2.exceptions import TemplateError
+
+        try:
+            text: str = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        except TemplateError as exc:  # templates raise on roles or orders they do not accept: the client's doing
+            raise _invalid(f"this model's chat template refuses these messages: {exc}", param="messages") from None
         return text
 
     def complete(self, prompt_ids: list[int], params: SamplingParams) -> Completion:
@@ -309,7 +320,7 @@ class TransformersGenerator:
             "pad_token_id": tok.pad_token_id,
             "eos_token_id": tok.eos_token_id,
         }
-        if params.temperature > 0:
+        if params.temperature >= MIN_SAMPLING_TEMPERATURE:
             options.update(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=0)
         else:
             options["do_sample"] = False
@@ -490,14 +501,24 @@ def sampling_params(data: dict[str, Any], cfg: ServeConfig) -> SamplingParams:
     return SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p, stop=stops)
 
 
+def _unicode(text: str, param: str) -> str:
+    """``text`` when it is valid Unicode; JSON's ``\\ud800`` escapes decode to lone surrogates, which no
+    tokenizer accepts (a 400, never a 500)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _invalid(f"'{param}' holds a lone UTF-16 surrogate (not valid Unicode)", param=param) from None
+    return text
+
+
 def _prompts(data: dict[str, Any]) -> list[str]:
     prompt = data.get("prompt")
     if isinstance(prompt, str):
-        return [prompt]
+        return [_unicode(prompt, "prompt")]
     if isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt):
         if len(prompt) > MAX_PROMPTS_PER_REQUEST:
             raise _invalid(f"at most {MAX_PROMPTS_PER_REQUEST} prompts per request", param="prompt")
-        return list(prompt)
+        return [_unicode(p, "prompt") for p in prompt]
     if isinstance(prompt, list) and prompt and all(isinstance(p, int | list) for p in prompt):
         raise _invalid("token-id prompts are not supported; send text", param="prompt")
     raise _invalid("'prompt' must be a string or a non-empty list of strings", param="prompt")
@@ -520,7 +541,7 @@ def _messages(data: dict[str, Any]) -> list[dict[str, str]]:
             content = "".join(p["text"] for p in content)
         if not isinstance(content, str):
             raise _invalid(f"messages[{i}].content must be a string or a list of text parts", param="messages")
-        out.append({"role": message["role"], "content": content})
+        out.append({"role": _unicode(message["role"], "messages"), "content": _unicode(content, "messages")})
     return out
 
 

@@ -86,7 +86,8 @@ class Analysis(StrictModel):
     """How often the analysis runs, and the range its queries look back over; whole minutes dividing an hour,
     or whole hours dividing a day."""
     max_error_ratio: float | None = Field(default=0.01, ge=0, le=1)
-    """Built-in metric: the candidate's share of non-2xx responses (from the metric contract) at most this."""
+    """Built-in metric: the candidate's share of server errors (5xx, from the metric contract) at most this;
+    client errors (4xx) and load shed (429) say nothing about the version."""
     max_latency_p95: float | None = Field(default=None, gt=0)
     """Built-in metric: the candidate's 95th-percentile latency in seconds at most this."""
     metrics: list[AnalysisMetric] = []

@@ -44,6 +44,10 @@ class Traffic:
     latency_shares: tuple[tuple[float, float], ...]
 
 
+CLIENT_ERROR_SHARE = 0.1
+"""Share of every track's requests answered 404 or 429 in the backfilled series."""
+
+
 def openmetrics(traffic: list[Traffic], model: str, start: datetime, end: datetime, step_s: int,
                 buckets: tuple[float, ...]) -> str:
     """OpenMetrics text of the metric contract (`llm_requests_total{model,version,code,namespace}` and
@@ -55,7 +59,11 @@ def openmetrics(traffic: list[Traffic], model: str, start: datetime, end: dateti
                             "# TYPE llm_request_duration_seconds histogram"]
     for item in traffic:
         labels = f'model="{model}",version="{item.version}",namespace="{item.namespace}"'
-        for code, share in (("200", 1 - item.error_ratio), ("500", item.error_ratio)):
+        # Every candidate also gets client errors and load shedding (4xx, 429): they are not the version's
+        # errors, so the analysis must not count them (a healthy candidate at 0.2% 5xx passes).
+        client_errors = (("404", CLIENT_ERROR_SHARE / 2), ("429", CLIENT_ERROR_SHARE / 2))
+        for code, share in (("200", 1 - item.error_ratio - CLIENT_ERROR_SHARE), ("500", item.error_ratio),
+                            *client_errors):
             rate = item.requests_per_second * share
             requests += [f'llm_requests_total{{{labels},code="{code}"}} {rate * (t - times[0]):.3f} {t}'
                          for t in times]

@@ -127,6 +127,25 @@ def test_completion_is_the_models_greedy_output_in_openai_shape(server: ServePro
     assert body["choices"][0]["finish_reason"] == "stop"
 
 
+def test_a_vanishing_temperature_decodes_greedily(server: ServeProcess, reference: Reference) -> None:
+    """Logits divided by 1e-40 overflow and sampling fails: such temperatures are greedy (a 200, not a 500)."""
+    status, body = server.post("/v1/completions", {"prompt": PROMPT, "max_tokens": 6, "temperature": 1e-40})
+    assert status == 200, body
+    assert body["choices"][0]["text"] == reference.generate(PROMPT, 6)[0]
+
+
+def test_a_chat_template_that_refuses_the_messages_is_a_400(tiny_model_dir: Path) -> None:
+    from llmops_compiler.runtime.serve import ApiError, TransformersGenerator
+
+    generator = TransformersGenerator(str(tiny_model_dir))
+    generator.tokenizer.chat_template = (
+        "{% for m in messages %}{% if m['role'] not in ['user', 'assistant'] %}"
+        "{{ raise_exception('roles must be user or assistant') }}{% endif %}{{ m['content'] }}{% endfor %}")
+    assert generator.chat_prompt([{"role": "user", "content": "hi"}]) == "hi"
+    with pytest.raises(ApiError, match="chat template refuses these messages: roles must be user or assistant"):
+        generator.chat_prompt([{"role": "tool", "content": "x"}])
+
+
 def test_chat_completion_renders_the_chat_template(server: ServeProcess, reference: Reference) -> None:
     messages = [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "Capital of Peru?"}]
     status, body = server.post("/v1/chat/completions", {"messages": messages, "max_tokens": 6, "temperature": 0})
@@ -179,6 +198,14 @@ def _error(message: str, param: str | None = None, code: str | None = None, kind
         (
             "POST", "/v1/chat/completions", {"messages": "hi"}, 400,
             _error("'messages' must be a non-empty list", "messages"),
+        ),
+        (
+            "POST", "/v1/completions", b'{"prompt": "\\ud800abc"}', 400,
+            _error("'prompt' holds a lone UTF-16 surrogate (not valid Unicode)", "prompt"),
+        ),
+        (
+            "POST", "/v1/chat/completions", b'{"messages": [{"role": "user", "content": "x\\udfff"}]}', 400,
+            _error("'messages' holds a lone UTF-16 surrogate (not valid Unicode)", "messages"),
         ),
         ("GET", "/v1/completions", None, 405, _error("Method Not Allowed", code="method_not_allowed")),
         ("GET", "/v2/nothing", None, 404, _error("Not Found", code="not_found")),
