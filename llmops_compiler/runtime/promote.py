@@ -184,18 +184,25 @@ def query_value(prometheus_url: str, promql: str, at: datetime) -> float | None:
         raise PrometheusError(f"Prometheus at {prometheus_url} answered something that is not its API") from None
     if payload.get("status") != "success":
         raise PrometheusError(f"query `{promql}` failed: {payload.get('error', payload.get('status'))}")
-    if result_type == "scalar":
-        raw = result[1]
-    elif result_type == "vector":
-        if not result:
-            return None
-        if len(result) > 1:
-            raise PrometheusError(f"query `{promql}` returned {len(result)} series; an analysis query must return "
-                                  "one number (aggregate it, e.g. with sum)")
-        raw = result[0]["value"][1]
-    else:
-        raise PrometheusError(f"query `{promql}` returned a {result_type}; it must return one number")
-    value = float(raw)
+    try:
+        if result_type == "scalar":
+            raw = result[1]
+        elif result_type == "vector":
+            if not result:
+                return None
+            if len(result) > 1:
+                raise PrometheusError(f"query `{promql}` returned {len(result)} series; an analysis query must "
+                                      "return one number (aggregate it, e.g. with sum)")
+            raw = result[0]["value"][1]
+        else:
+            raise PrometheusError(f"query `{promql}` returned a {result_type}; it must return one number")
+        if not isinstance(raw, str):  # the API writes sample values as strings ("0.25", "NaN", "+Inf")
+            raise TypeError(raw)
+        value = float(raw)
+    except (KeyError, IndexError, TypeError, ValueError):
+        shown = json.dumps(result)[:200]
+        raise PrometheusError(f"query `{promql}`: Prometheus at {prometheus_url} answered a {result_type} "
+                              f"that is not a sample value: {shown}") from None
     return None if math.isnan(value) else value
 
 
@@ -241,6 +248,8 @@ def analyse(context: Context, version: int, now: datetime) -> rollout.AnalysisRe
     requests_query, queries = analysis_queries(context, version)
     try:
         requests = query_value(prometheus_url, requests_query, now)
+        if requests is not None and not (math.isfinite(requests) and requests >= 0):
+            raise PrometheusError(f"query `{requests_query}` answered {requests} requests, not a count")
         metrics = [rollout.MetricResult(query.name, query_value(prometheus_url, query.query, now), query.max,
                                         query.min, query.unit) for query in queries]
     except PrometheusError as exc:

@@ -181,8 +181,8 @@ def validate(cfg: ServeConfig) -> None:
     if not 1 <= cfg.default_max_tokens <= cfg.max_tokens_limit:
         raise UsageError(f"the default max_tokens {cfg.default_max_tokens} exceeds --max-tokens-limit")
     for option, seconds in (("--body-timeout", cfg.body_timeout), ("--graceful-timeout", cfg.graceful_timeout)):
-        if not seconds > 0:
-            raise UsageError(f"{option} must be > 0 seconds, got {seconds}")
+        if not 0 < seconds < math.inf:
+            raise UsageError(f"{option} must be a finite number of seconds > 0, got {seconds}")
     if not 0.0 <= cfg.inject_error_ratio <= 1.0:
         raise UsageError(f"--inject-error-ratio must be in [0, 1], got {cfg.inject_error_ratio}")
     if not _METRIC_NAME.match(cfg.requests_metric) or not cfg.requests_metric.endswith("_total"):

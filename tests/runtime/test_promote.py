@@ -10,6 +10,7 @@ candidate in Prometheus:
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import uuid
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from promote_support import (
@@ -512,3 +514,39 @@ def test_a_persons_checkout_gets_commits_and_is_never_reset(
 def _clone(repo: GitOpsRepo, into: Path) -> Path:
     git("clone", "--quiet", repo.url, str(into))
     return into
+
+
+@pytest.mark.parametrize("data", [
+    {"resultType": "vector", "result": [{"metric": {}, "value": [0, "abc"]}]},
+    {"resultType": "vector", "result": [{"metric": {}}]},
+    {"resultType": "vector", "result": [{"metric": {}, "value": [0, None]}]},
+    {"resultType": "scalar", "result": "5"},
+])
+def test_an_answer_that_is_not_a_sample_value_is_a_prometheus_error(data: dict[str, Any]) -> None:
+    """What a broken Prometheus-compatible backend or proxy answers is named, never a raw Python error."""
+    import http.server
+    import threading
+
+    body = json.dumps({"status": "success", "data": data}).encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        with pytest.raises(promote.PrometheusError, match=r"^query `x`: Prometheus at .+ answered a \w+ that is not "
+                                                          r"a sample value: "):
+            promote.query_value(url, "x", T0)
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -464,6 +464,8 @@ def test_lora_adapter_is_served_on_its_base_model(tiny_model_dir: Path, tiny_dat
         (["--version", "1", "--buckets", "0.5,0.25"], "--buckets must be strictly increasing"),
         (["--version", "1", "--buckets", "0.5,fast"], "--buckets: 'fast' is not a number"),
         (["--version", "1", "--inject-error-ratio", "1.5"], "--inject-error-ratio must be in [0, 1], got 1.5"),
+        (["--version", "1", "--graceful-timeout", "inf"],
+         "--graceful-timeout must be a finite number of seconds > 0, got inf"),
         (["--version", "1", "--base-model", "/proc/llmops-missing"],
          "--base-model is only for an adapter directory; {model} has no adapter_config.json"),
         ([], "--version is required: no version in {model}/llmops-model.json"),
