@@ -307,9 +307,12 @@ def judge_score(url: str, payload: dict[str, str], timeout: float = 30.0) -> flo
         raise RuntimeStepError(f"judge {url} unreachable: {reason}") from None
     try:
         score = json.loads(body)["score"]
+        # a number, finite: JSON's true/"0.9" and Python's NaN/Infinity extensions are not scores
+        if isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score):
+            raise TypeError(score)
         return float(score)
     except (ValueError, KeyError, TypeError):
-        raise RuntimeStepError(f'judge {url} did not answer {{"score": <number>}}: {body[:200]!r}') from None
+        raise RuntimeStepError(f'judge {url} did not answer {{"score": <finite number>}}: {body[:200]!r}') from None
 
 
 # --- evaluation ---------------------------------------------------------------------------------------
@@ -359,6 +362,10 @@ def _validate(cfg: EvalConfig) -> tuple[list[Gate], list[RegressionGate]]:
         raise UsageError("no metrics requested (--metrics is empty and no --judge-url)")
     if cfg.max_new_tokens <= 0:
         raise UsageError(f"--max-new-tokens must be > 0, got {cfg.max_new_tokens}")
+    if not 0 < cfg.judge_timeout < math.inf:
+        raise UsageError(f"--judge-timeout must be a finite number of seconds > 0, got {cfg.judge_timeout}")
+    if cfg.metrics_out and Path(cfg.metrics_out).is_dir():
+        raise UsageError(f"--metrics-out {cfg.metrics_out} is a directory")
     if cfg.model and (cfg.base_model or cfg.adapter):
         raise UsageError("give either --model (a full model) or --base-model [--adapter], not both")
     if not cfg.model and not cfg.base_model:
@@ -434,6 +441,16 @@ def evaluate(cfg: EvalConfig) -> EvalResult:
     """Run the evaluation described by ``cfg``; writes the metrics file and logs to MLflow if configured."""
     gates, regressions = _validate(cfg)
     records = read_jsonl(cfg.dataset, required=("prompt", "completion"), optional=("context",))
+    for number, record in enumerate(records, start=1):
+        if not record["prompt"].strip():
+            raise UsageError(f"{cfg.dataset}:{number}: the prompt is empty")
+        for key, value in record.items():
+            if isinstance(value, str):
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise UsageError(f"{cfg.dataset}:{number}: `{key}` holds a lone UTF-16 surrogate "
+                                     "(not valid Unicode)") from None
 
     stable: tuple[str | None, dict[str, float]] = (None, {})
     if regressions and cfg.mlflow_tracking_uri and cfg.registered_model:

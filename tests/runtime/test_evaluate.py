@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import pytest
 
 from llmops_compiler.runtime import evaluate as ev
+from llmops_compiler.runtime._common import RuntimeStepError
 from llmops_compiler.runtime._tiny import dataset_records, write_dataset
 from llmops_compiler.runtime.evaluate import (
     EvalConfig,
@@ -239,6 +240,8 @@ def test_failing_gate_exits_1_naming_the_gate(
         (["--metrics", "rouge_l", "--max-regression", "rouge_l=0.1"], "--max-regression needs"),
         (["--gate", "exact_match=>1"], "bad --gate"),
         (["--adapter", "/proc/llmops-missing"], "--adapter is not a directory"),
+        (["--judge-url", "http://127.0.0.1:9/", "--judge-timeout", "-1"], "--judge-timeout must be a finite number"),
+        (["--metrics-out", "/proc"], "--metrics-out /proc is a directory"),
     ],
 )
 def test_usage_errors_exit_2(
@@ -398,3 +401,40 @@ def test_unreachable_judge_is_a_one_line_error(
     err = capsys.readouterr().err
     assert rc == 3
     assert "unreachable" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("record", "expected"), [
+    ({"prompt": "  ", "completion": "x"}, ":2: the prompt is empty"),
+    ({"prompt": "a\ud800b", "completion": "x"}, ":2: `prompt` holds a lone UTF-16 surrogate"),
+])
+def test_bad_examples_are_named_and_exit_2(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], record: dict[str, str], expected: str
+) -> None:
+    dataset = tmp_path / "eval.jsonl"
+    dataset.write_text(json.dumps({"prompt": "fine", "completion": "x"}) + "\n" + json.dumps(record) + "\n")
+    rc = ev.main(["--base-model", str(tiny_model_dir), "--dataset", str(dataset), "--metrics", "exact_match"])
+    err = capsys.readouterr().err
+    assert rc == 2 and expected in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("answer", [b'{"score": NaN}', b'{"score": Infinity}', b'{"score": true}', b'{"score": "0.9"}'])
+def test_a_judge_score_must_be_a_finite_number(answer: bytes) -> None:
+    class Judge(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Judge)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(RuntimeStepError, match=r"did not answer \{\"score\": <finite number>\}"):
+            ev.judge_score(f"http://127.0.0.1:{server.server_address[1]}/", {"prompt": "p"}, 5)
+    finally:
+        server.shutdown()
+        server.server_close()
