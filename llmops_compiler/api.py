@@ -218,24 +218,17 @@ def _load_and_validate(inputs: SpecInputs, cache: Cache | None, scope: str, reme
 
 
 def _semantic_digest(inputs: SpecInputs, cache: Cache | None, scope: str) -> str:
-    """:func:`.load.specs_digest` of ``inputs``: each file's digest from the cached units where they hold it,
-    parsed otherwise (nothing is validated)."""
-    from .load import file_digest, parse_spec_bytes, specs_digest
+    """:func:`.load.semantic_digest` of ``inputs``, each file's digest taken from the cached units where they
+    hold it."""
+    from .load import semantic_digest
 
     pack = _units_pack(cache, scope)
-    digests: list[bytes] = []
-    unreadable: list[Diagnostic] = []
-    for item in inputs.files:
-        if isinstance(item.content, Diagnostic):
-            unreadable.append(item.content)
-            continue
-        entry = pack.get(_unit_key(item.display, item.content))
-        if entry is not None:
-            digests.append(entry[0])
-        else:
-            documents, problems = parse_spec_bytes(item.content, item.display)
-            digests.append(file_digest(item.display, documents, problems))
-    return specs_digest(inputs.root_name, digests, unreadable)
+
+    def known(display: str, content: bytes) -> bytes | None:
+        entry = pack.get(_unit_key(display, content))
+        return entry[0] if entry is not None else None
+
+    return semantic_digest(inputs, known)
 
 
 # --- stages ------------------------------------------------------------------------------------------

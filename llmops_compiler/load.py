@@ -15,7 +15,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -573,16 +573,20 @@ def specs_digest(root_name: str, files: list[bytes], unreadable: list[Diagnostic
     return "sha256:" + digest.hexdigest()
 
 
-def semantic_digest(inputs: SpecInputs) -> str:
-    """:func:`specs_digest` of spec files read but not parsed yet (parses them; validates nothing)."""
+def semantic_digest(inputs: SpecInputs, known: Callable[[str, bytes], bytes | None] | None = None) -> str:
+    """:func:`specs_digest` of spec files read but not parsed yet (validates nothing). ``known(display,
+    content)`` may supply a file's :func:`file_digest` computed before (None: the file is parsed)."""
     digests: list[bytes] = []
     unreadable: list[Diagnostic] = []
     for item in inputs.files:
         if isinstance(item.content, Diagnostic):
             unreadable.append(item.content)
             continue
-        documents, problems = parse_spec_bytes(item.content, item.display)
-        digests.append(file_digest(item.display, documents, problems))
+        digest = known(item.display, item.content) if known is not None else None
+        if digest is None:
+            documents, problems = parse_spec_bytes(item.content, item.display)
+            digest = file_digest(item.display, documents, problems)
+        digests.append(digest)
     return specs_digest(inputs.root_name, digests, unreadable)
 
 
