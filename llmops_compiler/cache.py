@@ -30,7 +30,6 @@ import dataclasses
 import functools
 import hashlib
 import importlib.util
-import json
 import marshal
 import os
 import pickle
@@ -218,18 +217,6 @@ class Cache:
         except (pickle.PicklingError, TypeError, AttributeError, RecursionError):
             return
         self.put(namespace, key, payload)
-
-    def get_json(self, namespace: str, key: str) -> Any:
-        payload = self.get(namespace, key)
-        if payload is None:
-            return None
-        try:
-            return json.loads(payload)
-        except ValueError:
-            return None
-
-    def put_json(self, namespace: str, key: str, value: Any) -> None:
-        self.put(namespace, key, json.dumps(value, separators=(",", ":")).encode())
 
     # --- size ------------------------------------------------------------------------------------------
 

@@ -6,15 +6,11 @@ test serves; the compiled Sensor's filters and parameters, applied to the delive
 
 from __future__ import annotations
 
-import contextlib
 import json
 import random
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +23,7 @@ from monitoring_support import (
     one,
     project_yaml,
     rules_file,
+    webhook_receiver,
     workflow_parameters,
     write_specs,
 )
@@ -69,47 +66,6 @@ spec:
 
 WEBHOOK_TOKEN = "e2e-token"
 SECRETS = {"llmops-alert-webhook": {"token": WEBHOOK_TOKEN}}
-
-
-class Hooks:
-    """Webhook receivers on loopback: every POST's path, Authorization header and JSON body, in arrival order."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[str, Any]] = []
-        self.authorization: list[tuple[str, str | None]] = []
-        self.lock = threading.Lock()
-        hooks = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                with hooks.lock:
-                    hooks.received.append((self.path, json.loads(body)))
-                    hooks.authorization.append((self.path, self.headers.get("Authorization")))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def at(self, path: str) -> list[Any]:
-        with self.lock:
-            return [body for where, body in self.received if where == path]
-
-
-@contextlib.contextmanager
-def hooks() -> Iterator[Hooks]:
-    server = Hooks()
-    thread = threading.Thread(target=server.server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.server.shutdown()
-        server.server.server_close()
 
 
 def dataset(path: Path, shifted: bool, seed: int) -> Path:
@@ -187,7 +143,7 @@ def test_drift_alert_starts_the_tune_workflow(tmp_path: Path) -> None:
     steady = dataset(tmp_path / "steady.jsonl", shifted=False, seed=2)
     shifted = dataset(tmp_path / "shifted.jsonl", shifted=True, seed=3)
 
-    with hooks() as received, pushgateway(lifetime=LIFETIME) as gateway:
+    with webhook_receiver(lifetime=LIFETIME) as received, pushgateway(lifetime=LIFETIME) as gateway:
         configuration = local_configuration(
             alertmanager_configuration(one(resources, "AlertmanagerConfig", ENV).body, SECRETS), received.url)
         with alertmanager(yaml.safe_dump(configuration), lifetime=LIFETIME) as manager, \
@@ -216,7 +172,7 @@ def test_drift_alert_starts_the_tune_workflow(tmp_path: Path) -> None:
     # Alertmanager authenticates with the token of the Secret the EventSource checks (`authSecret`).
     [hook] = event_source.body["spec"]["webhook"].values()
     assert SECRETS[hook["authSecret"]["name"]][hook["authSecret"]["key"]] == WEBHOOK_TOKEN
-    assert {header for path, header in received.authorization if path == "/events"} == {f"Bearer {WEBHOOK_TOKEN}"}
+    assert received.authorizations("/events") == {f"Bearer {WEBHOOK_TOKEN}"}
     workflows = [workflow for body in deliveries
                  for workflow in fire_sensor(sensor, event_source.name, event_name, body)]
     assert len(workflows) == 1, deliveries
