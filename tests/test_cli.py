@@ -267,3 +267,15 @@ def test_compiling_elsewhere_than_the_project_s_repo_path_warns(cli: Cli, exampl
     assert elsewhere.stderr.startswith("warning: the ArgoCD Applications read `generated/<environment>`")
     assert (example_copy / "out/dev/kustomization.yaml").is_file()
     assert cli("compile", cwd=example_copy).stderr == ""
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    """`.ci/run` reads the command under **Run the tests** from the README when it runs, and executes it."""
+    script = (ROOT / ".ci/run").read_text()
+    [extraction] = [line.strip() for line in script.splitlines() if line.strip().startswith("command=$(")]
+    extracted = subprocess.run(["bash", "-c", f"{extraction}; printf %s \"$command\""], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("**Run the tests**", 1)[1].split("```bash\n", 1)[1].split("\n```", 1)[0]
+    assert extracted == block.strip() and "python -m pytest" in extracted
+    assert script.rstrip().endswith('exec bash -c "$command"')
