@@ -120,6 +120,16 @@ class EnvironmentView:
                 return str(knowledge_base.spec.embedding.model)
         return None
 
+    @functools.cached_property
+    def collection_owners(self) -> dict[tuple[str, str], str]:
+        """(vector-store URI, collection) → the first KnowledgeBase by name that fills it (once per view)."""
+        owners: dict[tuple[str, str], str] = {}
+        for knowledge_base in self.knowledge_bases():
+            store = knowledge_base.spec.vector_store
+            key = (store.uri, store.collection)
+            owners[key] = min(owners.get(key, knowledge_base.name), knowledge_base.name)
+        return owners
+
     def datasets(self) -> list[ResolvedSpec[DatasetSpec]]:
         return self.of_kind("Dataset")
 
@@ -301,9 +311,7 @@ class _Resolver:
         """One KnowledgeBase per vector-store collection: each one's full re-sync deletes the chunks of documents
         not in its own bucket, so two sharing a collection would delete each other's chunks."""
         store = spec.vector_store
-        owner = min((knowledge_base.name for knowledge_base in view.knowledge_bases()
-                     if knowledge_base.spec.vector_store.uri == store.uri
-                     and knowledge_base.spec.vector_store.collection == store.collection), default=spec_object.name)
+        owner = view.collection_owners.get((store.uri, store.collection), spec_object.name)
         if owner != spec_object.name:
             self.report(spec_object.locator(view.name).at(("vectorStore", "collection")), "LLM323",
                         f"KnowledgeBase `{owner}` already fills collection `{store.collection}` at `{store.uri}`: "
@@ -327,9 +335,7 @@ class _Resolver:
 
         embedded = [index for index, check in enumerate(spec.quality)
                     if (check.method or QUALITY_METRICS.get(check.metric, ("judge",))[0]) == "embedding"]
-        invalid = [name for kind in ("Chain", "KnowledgeBase")
-                   for name, defined in self.defined.get(kind, {}).items() if not isinstance(defined, SpecObject)]
-        if invalid:  # an invalid chain or KnowledgeBase may be the retrieving one; its own errors come first
+        if self._invalid_retrieval:  # an invalid chain or KnowledgeBase may be the retrieving one: its errors say it
             return
         if embedded and spec.evaluation is not None and spec.evaluation.embedding_model is None \
                 and view.embedding_model_for(spec.model) is None:
@@ -337,6 +343,12 @@ class _Resolver:
                         f"`{spec.quality[embedded[0]].metric}` is measured with embeddings, but no model is given and "
                         f"no chain of Model `{spec.model}` retrieves from a KnowledgeBase",
                         "add `embeddingModel:` under evaluation")
+
+    @functools.cached_property
+    def _invalid_retrieval(self) -> bool:
+        """Whether some Chain or KnowledgeBase is defined but invalid (asked once per run)."""
+        return any(not isinstance(defined, SpecObject) for kind in ("Chain", "KnowledgeBase")
+                   for defined in self.defined.get(kind, {}).values())
 
     def check_dataset_cycles(self) -> None:
         edges: dict[str, list[str]] = {}
