@@ -301,10 +301,12 @@ class _Lowered:
     """What :func:`.emit.body_problems` found in resources checked as they were built."""
 
 
-def _lower(graph: ProjectGraph, targets: TargetCache | None, jobs: int, positions: Mapping[str, Any]) -> _Lowered:
+def _lower(graph: ProjectGraph, targets: TargetCache | None, jobs: int, positions: Mapping[str, Any],
+           render: bool = True) -> _Lowered:
     """:func:`lower`; with ``targets``, environment targets whose inputs did not change are not run again (see
     :class:`.cache.TargetCache`), and with ``jobs`` > 1 the others run in that many processes (forked: each
-    hands back its targets' entries, the bytes they serialise to and the problems of their bodies)."""
+    hands back its targets' entries, the problems of their bodies and, when ``render``, the bytes they
+    serialise to)."""
     from .targets import ENVIRONMENT_TARGETS, PROJECT_TARGETS
 
     # Target by target, each in every environment: shares dealt out in this order each get some of every target.
@@ -320,7 +322,7 @@ def _lower(graph: ProjectGraph, targets: TargetCache | None, jobs: int, position
             slots[index] = targets.taken(target, view)
         pending = [index for index, slot in enumerate(slots) if slot is None]
         if jobs > 1 and len(pending) >= 2 * jobs:
-            _lower_forked(tasks, pending, slots, targets, jobs, positions, lowered)
+            _lower_forked(tasks, pending, slots, targets, jobs, positions, lowered, render)
         for index in pending:
             if slots[index] is None:
                 view, target = tasks[index]
@@ -334,9 +336,10 @@ def _lower(graph: ProjectGraph, targets: TargetCache | None, jobs: int, position
 
 
 def _lower_forked(tasks: list[tuple[Any, Any]], pending: list[int], slots: list[list[Resource] | None],
-                  targets: TargetCache, jobs: int, positions: Mapping[str, Any], lowered: _Lowered) -> None:
+                  targets: TargetCache, jobs: int, positions: Mapping[str, Any], lowered: _Lowered,
+                  render: bool = True) -> None:
     """Run the ``pending`` tasks in ``jobs`` processes, filling ``slots``; a task a process could not hand back
-    stays empty (the caller runs it)."""
+    stays empty (the caller runs it). Each process also serialises what it built when ``render``."""
     from .targets.base import Resource
 
     Done = tuple[int, Any, list[tuple[str, str, bytes]], list[Diagnostic], list[Resource] | None]
@@ -350,7 +353,7 @@ def _lower_forked(tasks: list[tuple[Any, Any]], pending: list[int], slots: list[
                 done.append((index, None, [], [], built if here else None))
                 continue
             rendered = []
-            for resource, piece in zip(built, entry[2], strict=True):
+            for resource, piece in zip(built, entry[2], strict=True) if render else ():
                 content = emit.render_resource(resource)
                 rendered.append((piece[4], hashlib.sha256(content).hexdigest(), content))
             problems = [problem for resource in built for problem in emit.body_problems(resource, positions)]
@@ -527,7 +530,7 @@ def build(
     targets = TargetCache(loaded.file_keys, cache, project) if cache is not None or jobs > 1 else None
     positions = {spec.source: spec.position for view in graph.environments
                  for specs in view.specs.values() for spec in specs.values()}
-    lowered = _lower(graph, targets, jobs, positions)
+    lowered = _lower(graph, targets, jobs, positions, render)
     resources = lowered.resources
     reuse = None
     known: Any = {}

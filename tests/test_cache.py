@@ -372,6 +372,37 @@ def test_compiling_in_several_processes_writes_the_same_bytes(example_copy: Path
         assert _tree(single) == _tree(forked) == _tree(cached) == _tree(tmp_path / "warm"), step
 
 
+def _cli_validate(specs: Path, jobs: int, cache_folder: Path | None) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), "LLMOPS_JOBS": str(jobs)}
+    arguments = ["validate", str(specs)]
+    if cache_folder is None:
+        arguments.append("--no-cache")
+    else:
+        environment["LLMOPS_CACHE_DIR"] = str(cache_folder)
+    return subprocess.run([sys.executable, "-m", "llmops_compiler.cli", *arguments], env=environment,
+                          capture_output=True, text=True, check=False)
+
+
+def test_validating_in_several_processes_reports_and_caches_what_one_process_does(
+        example_copy: Path, tmp_path: Path) -> None:
+    """Forked processes run the targets of `validate` without serialising what they build: the diagnostics the
+    targets find (a derived name too long for its kind) are the same as in one process, and a compile that takes
+    the targets `validate` cached writes the bytes of a cold compile."""
+    specs = example_copy / "specs"
+    monitor = specs / "monitoring/support-llm.yaml"
+    original = monitor.read_text()
+    monitor.write_text(original.replace("- name: prompt-length\n", "- name: prompt-length-distribution-of-requests\n"))
+    single = _cli_validate(specs, 1, None)
+    assert single.returncode == 1 and "error[LLM502]" in single.stderr, single.stderr
+    for cache_folder in (None, tmp_path / "cache", tmp_path / "cache"):
+        forked = _cli_validate(specs, 3, cache_folder)
+        assert (forked.returncode, forked.stderr) == (single.returncode, single.stderr)
+    monitor.write_text(original)
+    assert _cli_validate(specs, 3, tmp_path / "cache").returncode == 0
+    _cli_compile(specs, tmp_path / "cached", 3, tmp_path / "cache")
+    assert _tree(tmp_path / "cached") == _cold(specs, tmp_path)
+
+
 def test_a_forked_child_that_fails_or_hangs_leaves_its_share_to_the_parent(monkeypatch: pytest.MonkeyPatch) -> None:
     import time
 
