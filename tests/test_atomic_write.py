@@ -16,6 +16,7 @@ import pytest
 from synthetic import write_project
 
 from llmops_compiler import api, conventions
+from llmops_compiler.cache import Cache
 from llmops_compiler.diagnostics import CompileError
 
 
@@ -71,6 +72,28 @@ def test_an_owned_file_that_is_no_longer_produced_is_removed(example_copy: Path)
         path for path in result.removed if "/jobs/register-prompts-" in path
     }
     assert not list(output.rglob("prompt-summarize-ticket-*"))
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_a_manifest_naming_paths_outside_the_output_folder_is_not_followed(example_copy: Path, tmp_path: Path,
+                                                                          cached: bool) -> None:
+    """The manifest says which files a compile owns (and may remove); a path in it that leaves the output folder
+    (absolute, or through `..`) is ignored, so a tampered manifest cannot make a compile read or delete a file
+    elsewhere."""
+    output = example_copy / "generated"
+    victims = [example_copy / "victim.yaml", tmp_path / "victim-absolute.yaml"]
+    for victim in victims:
+        victim.write_text("kept: true\n")
+    manifest_path = output / conventions.MANIFEST_FILE
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"]["../victim.yaml"] = manifest["files"][str(victims[1])] = "sha256:0"
+    manifest["files"]["dev/../../victim.yaml"] = "sha256:0"
+    manifest_path.write_text(json.dumps(manifest))
+    cache = Cache.open(tmp_path / "cache") if cached else None
+    result = api.compile_project(example_copy / "specs", output, cache=cache)
+    assert not any(".." in path or path.startswith("/") for path in [*result.written, *result.removed])
+    assert all(victim.read_text() == "kept: true\n" for victim in victims)
+    assert "../victim.yaml" not in json.loads(manifest_path.read_text())["files"]
 
 
 def test_a_compile_refuses_to_overwrite_a_file_it_does_not_own(tmp_path: Path, example_copy: Path) -> None:
