@@ -111,7 +111,15 @@ def credential_types(value: str) -> list[str]:
     """The credential formats detect-secrets recognises in ``value`` (empty when none)."""
     if not CANDIDATE.search(value):
         return []
-    return sorted({plugin.secret_type for plugin in _plugins() if any(True for _ in plugin.analyze_string(value))})
+    return list(_credential_types(value))
+
+
+@lru_cache(maxsize=16_384)
+def _credential_types(value: str) -> tuple[str, ...]:
+    """:func:`credential_types`, remembered: the same value recurs across spec files and environments (a pure
+    function of the string; the bound keeps memory in check, never the result)."""
+    return tuple(sorted({plugin.secret_type for plugin in _plugins()
+                         if any(True for _ in plugin.analyze_string(value))}))
 
 
 def secret_query_parameters(value: str) -> list[str]:
@@ -126,6 +134,7 @@ def secret_query_parameters(value: str) -> list[str]:
                    if item and SECRET_NAME.fullmatch(name.strip())})
 
 
+@lru_cache(maxsize=16_384)
 def is_secret_name(name: str) -> bool:
     """Whether a key such as ``api_key``, ``password`` or ``clientSecret`` names a secret."""
     return bool(SECRET_NAME.fullmatch(_snake(name)) or SECRET_NAME.fullmatch(name))
