@@ -402,8 +402,9 @@ class OutputState:
 
 
 def _read(path: str) -> bytes:
-    """A file's bytes, read with one or two system calls (no buffered file object: every owned file is read)."""
-    descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    """A file's bytes, read with one or two system calls (no buffered file object: every owned file is read).
+    A file swapped for a link or a FIFO since the folder was listed is an OSError, never followed or waited on."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
     try:
         size = os.fstat(descriptor).st_size
         chunks = [os.read(descriptor, size + 1)]
