@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import errno
 import fcntl
 import hashlib
 import json
@@ -241,7 +242,7 @@ def render_files(
 def owned_files(output: Path) -> dict[str, str]:
     """Paths (and hashes) the previous compile wrote, from its manifest; empty when there is none."""
     try:
-        data = json.loads((output / conventions.MANIFEST_FILE).read_text())
+        data = json.loads(_read(str(output / conventions.MANIFEST_FILE), MAX_MANIFEST_BYTES))
         files = data.get("files", {})
     except (OSError, ValueError, AttributeError):
         return {}
@@ -262,7 +263,7 @@ def read_owned(output: Path) -> Files:
     current: Files = {}
     for path in [*owned_files(output), conventions.MANIFEST_FILE]:
         try:
-            current[path] = (output / path).read_bytes()
+            current[path] = _read(str(output / path), MAX_MANIFEST_BYTES if path == conventions.MANIFEST_FILE else None)
         except OSError:
             continue
     return current
@@ -401,12 +402,22 @@ class OutputState:
         return not any(os.path.lexists(self.folder / path) for path in set(self.previous) - set(digests))
 
 
-def _read(path: str) -> bytes:
+MAX_MANIFEST_BYTES = 64 << 20
+"""A manifest larger than this (about 500,000 owned files) is taken for no manifest, not read into memory."""
+
+
+def _read(path: str, limit: int | None = None) -> bytes:
     """A file's bytes, read with one or two system calls (no buffered file object: every owned file is read).
-    A file swapped for a link or a FIFO since the folder was listed is an OSError, never followed or waited on."""
+    Anything but a regular file (a link, a FIFO, a device, say where a user replaced an owned file) is an
+    OSError, never followed or waited on."""
     descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
     try:
-        size = os.fstat(descriptor).st_size
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        size = status.st_size
+        if limit is not None and size > limit:
+            raise OSError(errno.EFBIG, f"larger than {limit} bytes", path)
         chunks = [os.read(descriptor, size + 1)]
         if len(chunks[0]) <= size:  # a short read of a regular file: its end
             return chunks[0]
@@ -423,9 +434,8 @@ def scan_output(output: Path) -> OutputState:
     entries = _entries(output) if output.is_dir() else Entries([], [], [])
     base = str(output)
     current = {path: _read(os.path.join(base, path)) for path in entries.files if path in previous}
-    manifest_path = output / conventions.MANIFEST_FILE
-    if manifest_path.is_file():
-        current[conventions.MANIFEST_FILE] = manifest_path.read_bytes()
+    with contextlib.suppress(OSError):  # none, or not a regular file: the swap replaces it
+        current[conventions.MANIFEST_FILE] = _read(str(output / conventions.MANIFEST_FILE), MAX_MANIFEST_BYTES)
     return OutputState(output, previous, entries, current)
 
 

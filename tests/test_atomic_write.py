@@ -96,6 +96,45 @@ def test_a_manifest_naming_paths_outside_the_output_folder_is_not_followed(examp
     assert "../victim.yaml" not in json.loads(manifest_path.read_text())["files"]
 
 
+@pytest.mark.parametrize("replaced", [conventions.MANIFEST_FILE, "dev/kustomization.yaml"])
+@pytest.mark.parametrize("entry", ["fifo", "link"])
+def test_an_owned_file_replaced_by_a_fifo_or_link_is_never_waited_on_or_followed(
+        example_copy: Path, tmp_path: Path, replaced: str, entry: str) -> None:
+    """`check` and `compile` read the manifest and every owned file; one replaced by a FIFO (whose opening would
+    wait for a writer forever) or by a link (to a file elsewhere) is read as missing, and the link's target is
+    untouched. `check` reports the output stale; `compile` puts a regular file back, except for the manifest:
+    without it no file is known to be the compiler's, so it refuses to overwrite them (as when it is deleted)."""
+    output = example_copy / "generated"
+    expected = _tree(output)
+    target = output / replaced
+    target.unlink()
+    outside = tmp_path / "outside.yaml"
+    outside.write_text("elsewhere: true\n")
+    if entry == "fifo":
+        os.mkfifo(target)
+    else:
+        target.symlink_to(outside)
+    environment = {**os.environ, "LLMOPS_CACHE_DIR": str(tmp_path / "cache")}
+
+    def llmops(*arguments: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "llmops_compiler.cli", *arguments], cwd=example_copy,
+                              env=environment, capture_output=True, text=True, timeout=120, check=False)
+
+    checked = llmops("check")
+    assert checked.returncode == 1, checked.stderr
+    assert "Traceback" not in checked.stderr
+    compiled = llmops("compile")
+    assert outside.read_text() == "elsewhere: true\n"
+    if replaced == conventions.MANIFEST_FILE:
+        assert compiled.returncode == 1
+        assert "error[LLM503]" in compiled.stderr and "Traceback" not in compiled.stderr
+        return
+    assert compiled.returncode == 0, compiled.stderr
+    assert stat.S_ISREG(os.lstat(target).st_mode)
+    assert _tree(output) == expected
+    assert llmops("check").returncode == 0
+
+
 def test_a_compile_refuses_to_overwrite_a_file_it_does_not_own(tmp_path: Path, example_copy: Path) -> None:
     output = tmp_path / "out"
     output.mkdir()
