@@ -259,13 +259,19 @@ def _safe_relative(path: str) -> bool:
 
 
 def read_owned(output: Path) -> Files:
-    """The current content of the files the compiler owns (missing ones are left out)."""
+    """The current content of the files the compiler owns (missing ones are left out): only regular files
+    found by walking ``output`` without entering linked folders, so a manifest path through a link (or one
+    written unlike the walk's, such as ``./dev/x.yaml``) never reads a file elsewhere; what compile reads too."""
+    owned = owned_files(output)
     current: Files = {}
-    for path in [*owned_files(output), conventions.MANIFEST_FILE]:
-        try:
-            current[path] = _read(str(output / path), MAX_MANIFEST_BYTES if path == conventions.MANIFEST_FILE else None)
-        except OSError:
-            continue
+    if not output.is_dir():
+        return current
+    base = str(output)
+    for path in _entries(output).files:
+        if path in owned or path == conventions.MANIFEST_FILE:
+            with contextlib.suppress(OSError):
+                current[path] = _read(os.path.join(base, path),
+                                      MAX_MANIFEST_BYTES if path == conventions.MANIFEST_FILE else None)
     return current
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from synthetic import write_project
 
-from llmops_compiler import api, conventions
+from llmops_compiler import api, conventions, emit
 from llmops_compiler.cache import Cache
 from llmops_compiler.diagnostics import CompileError
 
@@ -133,6 +133,28 @@ def test_an_owned_file_replaced_by_a_fifo_or_link_is_never_waited_on_or_followed
     assert stat.S_ISREG(os.lstat(target).st_mode)
     assert _tree(output) == expected
     assert llmops("check").returncode == 0
+
+
+def test_check_and_diff_never_read_through_a_linked_folder_named_in_the_manifest(example_copy: Path,
+                                                                                  tmp_path: Path) -> None:
+    """A manifest path below a link to a folder elsewhere (`generated/leak -> ../elsewhere`) is not read by
+    `check` or `diff`: the file outside never shows in their output."""
+    output = example_copy / "generated"
+    elsewhere = example_copy / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "x.yaml").write_text("SECRET OUTSIDE\n")
+    (output / "leak").symlink_to("../elsewhere")
+    manifest_path = output / conventions.MANIFEST_FILE
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"]["leak/x.yaml"] = "sha256:" + "0" * 64
+    manifest_path.write_text(json.dumps(manifest))
+    assert "leak/x.yaml" not in emit.read_owned(output)
+    for arguments in (["check"], ["check", "--no-cache"], ["diff"]):
+        result = subprocess.run([sys.executable, "-m", "llmops_compiler.cli", *arguments], cwd=example_copy,
+                                env={**os.environ, "LLMOPS_CACHE_DIR": str(tmp_path / "cache")},
+                                capture_output=True, text=True, timeout=120, check=False)
+        assert "SECRET OUTSIDE" not in result.stdout + result.stderr, arguments
+        assert "Traceback" not in result.stderr
 
 
 def test_a_compile_refuses_to_overwrite_a_file_it_does_not_own(tmp_path: Path, example_copy: Path) -> None:
