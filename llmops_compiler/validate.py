@@ -504,6 +504,15 @@ def secret_reference_hint(kind: object, path: tuple[object, ...]) -> str | None:
     return f"move it into a Kubernetes Secret and reference it with {reference}"
 
 
+def _credential_position(document: SourceDocument, path: YamlPath, value: str) -> Position:
+    """Where a credential in ``value`` is written: in multi-line text, the first line that holds one."""
+    if "\n" in value:
+        for number, line in enumerate(value.split("\n"), start=1):
+            if credentials.credential_types(line):
+                return document.position_in_text(path, number)
+    return document.position(path)
+
+
 def secret_diagnostics(document: SourceDocument) -> Iterator[Diagnostic]:
     """Plaintext secrets: a secret-named key with a string value, a value in a credential format, a URL with a
     password or a secret query parameter, a Tool schema that asks the model for a credential."""
@@ -512,6 +521,11 @@ def secret_diagnostics(document: SourceDocument) -> Iterator[Diagnostic]:
         if not path:
             continue
         key = path[-1]
+        if isinstance(key, str) and credentials.credential_types(key):  # a credential written as a mapping key
+            what = " and ".join(credentials.credential_types(key))
+            yield Diagnostic(document.position(path, at_key=True), "LLM402",
+                             f"this key holds a credential ({what}, found by detect-secrets)",
+                             "never put secrets in specs, not even as names: reference a Kubernetes Secret instead")
         if isinstance(value, str) and isinstance(key, str) and value and credentials.is_secret_name(key):
             yield Diagnostic(
                 document.position(path), "LLM401", f"`{key}` holds a plaintext secret",
@@ -528,7 +542,7 @@ def secret_diagnostics(document: SourceDocument) -> Iterator[Diagnostic]:
             hint = ("remove the credentials from the URL" + (f"; {reference}" if reference else "")
                     if found == ["Basic Auth Credentials"] else
                     reference or "never put secrets in specs: reference a Kubernetes Secret instead")
-            yield Diagnostic(document.position(path), "LLM402",
+            yield Diagnostic(_credential_position(document, path, value), "LLM402",
                              f"this value holds a credential ({what}, found by detect-secrets)", hint)
             continue
         parameters = credentials.secret_query_parameters(value)
