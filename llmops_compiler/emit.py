@@ -139,7 +139,7 @@ def manifest_inputs(content: bytes) -> tuple[str | None, str | None]:
     """The compiler version and specs digest a manifest records (None for what it does not record)."""
     try:
         data = json.loads(content)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None, None
     if not isinstance(data, dict):
         return None, None
@@ -240,15 +240,31 @@ def render_files(
 # --- reading and writing the output folder ---------------------------------------------------------
 
 def owned_files(output: Path) -> dict[str, str]:
-    """Paths (and hashes) the previous compile wrote, from its manifest; empty when there is none."""
+    """Paths (and hashes) the previous compile wrote, from its manifest; empty when there is none or it is
+    damaged (see :func:`manifest_damage`)."""
+    return _manifest(output)[0]
+
+
+def manifest_damage(output: Path) -> str | None:
+    """Why the manifest in ``output`` cannot say which files the compiler owns (None when it can, or when there
+    is no manifest at all)."""
+    return _manifest(output)[1]
+
+
+def _manifest(output: Path) -> tuple[dict[str, str], str | None]:
+    path = output / conventions.MANIFEST_FILE
     try:
-        data = json.loads(_read(str(output / conventions.MANIFEST_FILE), MAX_MANIFEST_BYTES))
-        files = data.get("files", {})
-    except (OSError, ValueError, AttributeError):
-        return {}
+        data = json.loads(_read(str(path), MAX_MANIFEST_BYTES))
+    except FileNotFoundError:
+        return {}, None
+    except OSError as error:
+        return {}, error.strerror or str(error)
+    except (ValueError, RecursionError):  # not UTF-8 or not JSON, or nested past the decoder's depth
+        return {}, "it is not valid JSON"
+    files = data.get("files") if isinstance(data, dict) else None
     if not isinstance(files, dict):
-        return {}
-    return {str(path): str(digest) for path, digest in files.items() if _safe_relative(str(path))}
+        return {}, "it has no `files` object"
+    return {str(path): str(digest) for path, digest in files.items() if _safe_relative(str(path))}, None
 
 
 def _safe_relative(path: str) -> bool:
@@ -518,6 +534,15 @@ def write_state(state: OutputState, files: Files) -> WriteResult:
     clashes = sorted((set(unowned) | set(entries.folders)) & set(files))
     not_folders = set(unowned)  # files, links (to folders too) and FIFOs where the compiler needs a folder
     in_the_way = sorted({parent for path in files for parent in _parents(path) if parent in not_folders})
+    damage = manifest_damage(output) if clashes else None
+    if damage is not None:
+        raise OutputConflict([Diagnostic(
+            Position(str(output / conventions.MANIFEST_FILE)), "LLM503",
+            f"this manifest cannot be read ({damage}), so no file in `{output.name}/` is known to be the "
+            f"compiler's, and the compile would overwrite {len(clashes)} of them",
+            f"restore it (`git checkout -- {output.name}/{conventions.MANIFEST_FILE}`), or delete the files the "
+            "compiler writes and compile again",
+        )])
     if clashes or in_the_way:
         raise OutputConflict([
             *(Diagnostic(Position(str(output / path)), "LLM503",
@@ -532,8 +557,9 @@ def write_state(state: OutputState, files: Files) -> WriteResult:
                          "remove it (the compile recreates the folder), or compile into another folder")
               for path in in_the_way),
         ])
-    removed = sorted(set(previous) - set(files))
-    if current == files and not any(os.path.lexists(output / path) for path in removed):
+    present = {*entries.files, *entries.others}  # a manifest may name paths that are not there (or are folders)
+    removed = sorted(path for path in set(previous) - set(files) if path in present)
+    if current == files and not removed:
         return WriteResult([], [], True)
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX.format(name=output.name), dir=output.parent))

@@ -157,6 +157,44 @@ def test_check_and_diff_never_read_through_a_linked_folder_named_in_the_manifest
         assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("content", [b'{"files": {', b"[]", b"null", b'{"files": []}', b"\xff\xfe",
+                                     b"[" * 200_000 + b"]" * 200_000])
+def test_a_damaged_manifest_is_named_as_the_cause_once(example_copy: Path, content: bytes) -> None:
+    """Without a readable manifest no file is known to be the compiler's, so a compile refuses to overwrite
+    them; it says so in one diagnostic at the manifest, not one per file, and never crashes (a manifest nested
+    past the JSON decoder's depth included). `check` and `diff` report instead of failing."""
+    output = example_copy / "generated"
+    (output / conventions.MANIFEST_FILE).write_bytes(content)
+    before = _tree(output)
+    with pytest.raises(CompileError) as error:
+        api.compile_project(example_copy / "specs", output)
+    [problem] = error.value.diagnostics
+    assert (problem.code, problem.position.file) == ("LLM503", str(output / conventions.MANIFEST_FILE))
+    assert problem.message.startswith("this manifest cannot be read (")
+    assert "git checkout -- generated/.llmops-manifest.json" in problem.hint
+    assert _tree(output) == before
+    for arguments, code in ((["check"], 1), (["diff"], 3)):  # stale; `diff` exits 3 on changes
+        result = subprocess.run([sys.executable, "-m", "llmops_compiler.cli", *arguments, "--no-cache"],
+                                cwd=example_copy, capture_output=True, text=True, timeout=120, check=False)
+        assert result.returncode == code and "internal error" not in result.stderr, (arguments, result.stderr)
+
+
+def test_removed_files_are_the_owned_ones_that_were_there(example_copy: Path) -> None:
+    """A manifest may name paths that are not (or no longer) there, or folders: a compile lists as removed only
+    the owned files it actually took away."""
+    output = example_copy / "generated"
+    manifest_path = output / conventions.MANIFEST_FILE
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"].update({f"dev/gone-{index}.yaml": "sha256:0" for index in range(1000)})
+    manifest["files"].update({"dev": "sha256:0", "dev/": "sha256:0", "./dev/x.yaml": "sha256:0"})
+    (output / "dev" / "stale.yaml").write_text("owned: true\n")
+    manifest["files"]["dev/stale.yaml"] = "sha256:0"
+    manifest_path.write_text(json.dumps(manifest))
+    result = api.compile_project(example_copy / "specs", output)
+    assert result.removed == ["dev/stale.yaml"]
+    assert not (output / "dev" / "stale.yaml").exists()
+
+
 def test_a_compile_refuses_to_overwrite_a_file_it_does_not_own(tmp_path: Path, example_copy: Path) -> None:
     output = tmp_path / "out"
     output.mkdir()
