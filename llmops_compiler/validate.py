@@ -480,11 +480,13 @@ def _secret_fields(model: type[Any]) -> list[tuple[tuple[str, ...], bool]]:
 def secret_reference_hint(kind: object, path: tuple[object, ...]) -> str | None:
     """Where a credential found at ``path`` of a ``kind`` document belongs, as a hint: the spec's field that
     refers to a Kubernetes Secret sharing the longest part of ``path`` (the shallowest on a tie); None when
-    the kind has no such field."""
+    the kind has no such field, when ``path`` is not under ``spec`` (metadata cannot refer to a Secret), and
+    when it lies inside an object no such field shares (the Project's `repo.url` is no place for its
+    `alerting.webhookToken`)."""
     from .specs import SPEC_MODELS
 
     model = SPEC_MODELS.get(kind) if isinstance(kind, str) else None
-    if model is None:
+    if model is None or path[:1] != ("spec",):
         return None
     keys = tuple(str(element) for element in path[1:] if not isinstance(element, int)) if path[:1] == ("spec",) \
         else ()
@@ -498,6 +500,8 @@ def secret_reference_hint(kind: object, path: tuple[object, ...]) -> str | None:
     if not fields:
         return None
     field_path, is_key_ref = min(fields, key=lambda item: (-shared(item[0]), len(item[0]), item[0]))
+    if shared(field_path) == 0 and len(keys) > 1:
+        return None
     where = ".".join(field_path)
     reference = (f"`{where}: {{name: my-secret, key: ...}}` (a key of a Kubernetes Secret)" if is_key_ref
                  else f"`{where}: my-secret` (the name of a Kubernetes Secret)")
