@@ -248,6 +248,29 @@ class Cache:
                 total -= size
 
 
+class MemoryCache(Cache):
+    """A cache that lives in this process only, for a command that compiles two states of one project (``diff
+    --base`` when the base must be compiled) under ``--no-cache``: the second compile takes what the first one
+    computed (the same entries, keys and checks as on disk), and nothing is read from or kept in any folder."""
+
+    def __init__(self) -> None:
+        super().__init__(Path(os.devnull), fingerprint="in-memory")
+        self.entries: dict[tuple[str, str], bytes] = {}
+
+    def _ready(self) -> bool:
+        return True
+
+    def get(self, namespace: str, key: str) -> bytes | None:
+        return self.entries.get((namespace, key))
+
+    def put(self, namespace: str, key: str, payload: bytes) -> None:
+        self.entries[namespace, key] = payload
+        self.wrote = True
+
+    def prune(self, max_bytes: int = MAX_BYTES) -> None:
+        """Nothing to trim: the entries go with the process."""
+
+
 def files_digests(files: Mapping[str, bytes]) -> dict[str, str]:
     """Path → hex sha256 of the bytes."""
     return {path: hashlib.sha256(content).hexdigest() for path, content in files.items()}

@@ -186,6 +186,10 @@ def diff(specs: Path, output: Path, base_ref: str | None, plan_format: str, no_c
 
     cache = _cache(no_cache)
     current = emit.read_owned(output) if cache is not None or base_ref is None else {}
+    if cache is None and base_ref is not None:  # two compiles of one project: the second takes the first's work
+        from .cache import MemoryCache
+
+        cache = MemoryCache()
     after = api.compiled_files(specs, cache, current)
     if base_ref is None:
         before = current

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -159,3 +160,46 @@ def test_specs_with_a_symbolic_link_are_read_from_a_checkout(example_copy: Path)
     assert source == "committed" and any(b"refund-status" in content for content in files.values())
     assert files == api.build(specs).files
     assert repo == example_copy
+
+
+def test_no_cache_diff_shares_work_between_its_two_compiles_in_memory_only(
+        cli: Cli, example_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With --no-cache, `diff --base` compiles the working tree and then the base (its committed output made
+    stale); the base compile takes the first one's work from a cache in memory. The plan is the one an empty
+    disk cache and a warm one give, and nothing is written to the cache folder."""
+    repo = _repository(example_copy)
+    specs, output = repo / "specs", repo / "generated"
+    chain = specs / "chains/support-answer.yaml"
+    chain.write_text(chain.read_text().replace("topK: 5", "topK: 8"))
+    _commit(repo, "specs changed, output not regenerated")
+    assert api.files_at_revision(specs, output, "HEAD")[1] == "compiled"
+    prompt = specs / "prompts/answer.yaml"
+    prompt.write_text(prompt.read_text().replace("asks: {{ question }}", "writes: {{ question }}"))
+    chain.write_text(chain.read_text().replace("topK: 8", "topK: 7"))
+    computed: list[str] = []
+    compute_unit = api._compute_unit
+    monkeypatch.setattr(api, "_compute_unit", lambda display, content: computed.append(display)
+                        or compute_unit(display, content))
+    plans = [cli("diff", "--base", "HEAD", "--no-cache", cwd=repo)]
+    # It parsed every spec file of the working tree once, and of the base only the two that differ.
+    assert sorted(computed) == sorted([*(path.relative_to(repo).as_posix() for path in specs.rglob("*.yaml")),
+                                       "specs/prompts/answer.yaml", "specs/chains/support-answer.yaml"])
+    plans += [cli("diff", "--base", "HEAD", *flags, cwd=repo) for flags in ([], [], ["--no-cache"])]
+    assert all(result.exit_code == 3 for result in plans), [result.output for result in plans]
+    assert len({result.stdout for result in plans}) == 1
+    assert "        -  topK: 8\n        +  topK: 7\n" in plans[0].stdout
+    # The two runs with the disk cache wrote entries; the --no-cache runs wrote none of their own.
+    entries = sorted(path for path in (tmp_path / "cache").rglob("*") if path.is_file())
+    assert entries
+    shutil.rmtree(tmp_path / "cache")
+    assert cli("diff", "--base", "HEAD", "--no-cache", cwd=repo).stdout == plans[0].stdout
+    assert not (tmp_path / "cache").exists()
+
+
+def test_the_memory_cache_keeps_entries_in_the_process() -> None:
+    memory = cache.MemoryCache()
+    assert memory.get_pickle("units", "k") is None
+    memory.put_pickle("units", "k", {"a": [1, 2]})
+    assert memory.get_pickle("units", "k") == {"a": [1, 2]}
+    memory.prune(max_bytes=0)
+    assert memory.get_pickle("units", "k") == {"a": [1, 2]}
