@@ -152,15 +152,25 @@ def compile_command(specs: Path, output: Path, output_format: str, strict: bool,
 @handles_errors
 def check(specs: Path, output: Path, output_format: str, no_cache: bool) -> None:
     """Exit 1 with a unified diff when the output folder is not what SPECS compile to."""
-    from . import api
+    from . import api, conventions, emit
     from .diagnostics import Diagnostic, Position
 
     result = api.check(specs, output, cache=_cache(no_cache))
     if result.ok:
         click.echo(f"{output}: up to date")
         return
+    damage = emit.manifest_damage(output)
+    if damage is not None:  # no owned file could be read: every one shows as missing
+        manifest = f"{output}/{conventions.MANIFEST_FILE}"
+        restore = f"restore it (`git checkout -- {manifest}`), then run `llmops compile` and commit"
+        if output_format != "human":
+            _fail([Diagnostic(Position(manifest), "LLM600", f"the manifest cannot be read ({damage})", restore)],
+                  output_format)
     if output_format == "human":
         click.echo(result.diff, nl=False)
+        if damage is not None:
+            click.echo(f"{manifest} cannot be read ({damage}), so no generated file is known: {restore}.",
+                       err=True)
         click.echo(f"{output} is stale: {len(result.stale)} file(s) differ. Run `llmops compile` and commit.",
                    err=True)
         sys.exit(1)

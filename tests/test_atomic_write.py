@@ -177,6 +177,8 @@ def test_a_damaged_manifest_is_named_as_the_cause_once(example_copy: Path, conte
         result = subprocess.run([sys.executable, "-m", "llmops_compiler.cli", *arguments, "--no-cache"],
                                 cwd=example_copy, capture_output=True, text=True, timeout=120, check=False)
         assert result.returncode == code and "internal error" not in result.stderr, (arguments, result.stderr)
+        if arguments == ["check"]:  # the cause is named, not only the 130 files that look missing
+            assert "generated/.llmops-manifest.json cannot be read (" in result.stderr
 
 
 def test_removed_files_are_the_owned_ones_that_were_there(example_copy: Path) -> None:
