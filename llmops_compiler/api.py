@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from . import emit
 from .diagnostics import CompileError, Diagnostic, sorted_unique
-from .load import SpecInputs, read_spec_inputs
+from .load import SpecInputs, read_spec_inputs, specs_folder_name
 
 if TYPE_CHECKING:
     from .cache import Cache, TargetCache
@@ -259,8 +259,8 @@ def _resolve(
     loaded = _load_and_validate(inputs, cache, _scope(scope or specs_dir), remember)
     problems = list(loaded.problems)
     unreadable = {problem.position.file for problem in problems if problem.code in UNREADABLE_FILE_CODES}
-    graph, resolution_problems = resolve(loaded.objects, specs_root=specs_dir.name, complete=not unreadable,
-                                         stale_steps=stale_steps)
+    graph, resolution_problems = resolve(loaded.objects, specs_root=specs_folder_name(specs_dir),
+                                         complete=not unreadable, stale_steps=stale_steps)
     problems += resolution_problems
     problems = sorted_unique(problems)
     if any(problem.severity == "error" for problem in problems):

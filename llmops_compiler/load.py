@@ -590,11 +590,17 @@ def semantic_digest(inputs: SpecInputs, known: Callable[[str, bytes], bytes | No
     return specs_digest(inputs.root_name, digests, unreadable)
 
 
+def specs_folder_name(specs_dir: Path) -> str:
+    """The specs folder's name as file names show it (``specs`` for ``.`` run inside it, a link's own name):
+    the last part of its absolute path, links not resolved."""
+    return Path(os.path.abspath(specs_dir)).name
+
+
 def read_spec_inputs(specs_dir: Path) -> SpecInputs:
     """Read every spec file under ``specs_dir`` (see :func:`spec_files`) without parsing it."""
     if not specs_dir.is_dir():
         message = f"specs folder `{specs_dir}` does not exist"
-        return SpecInputs(specs_dir.name, [], Diagnostic(Position(str(specs_dir)), "LLM009", message,
+        return SpecInputs(specs_folder_name(specs_dir), [], Diagnostic(Position(str(specs_dir)), "LLM009", message,
                                                           "pass the folder that holds your specs"))
     base = Path(os.path.abspath(specs_dir)).parent
     specs_root = Path(os.path.realpath(specs_dir))
@@ -602,7 +608,7 @@ def read_spec_inputs(specs_dir: Path) -> SpecInputs:
     for path in spec_files(specs_dir):
         display = Path(os.path.abspath(path)).relative_to(base).as_posix()
         files.append(SpecInput(display, read_spec_bytes(path, display, specs_root)))
-    return SpecInputs(specs_dir.name, files)
+    return SpecInputs(specs_folder_name(specs_dir), files)
 
 
 def load_specs(specs_dir: Path) -> tuple[list[SourceDocument], list[Diagnostic]]:

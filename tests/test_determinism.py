@@ -56,3 +56,19 @@ def test_compiling_twice_writes_nothing_the_second_time(example_copy: Path) -> N
     result = api.compile_project(example_copy / "specs", output)
     assert result.unchanged and not result.written
     assert {p: p.stat().st_mtime_ns for p in output.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("spelling", [".", "./", "../specs", "../specs/"])
+def test_the_output_does_not_depend_on_how_the_specs_folder_is_spelled(example_copy: Path, spelling: str) -> None:
+    """`llmops check .` run inside specs/ agrees with a compile run from the project (the manifest's digest and
+    the file names both come from the folder's absolute path), and so does a compile."""
+    environment = {"PATH": "/usr/bin:/bin", "LLMOPS_CACHE_DIR": str(example_copy / ".cache")}
+
+    def llmops(*arguments: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "llmops_compiler.cli", *arguments], cwd=example_copy / "specs",
+                              env=environment, capture_output=True, text=True, check=False)
+
+    checked = llmops("check", spelling, "-o", "../generated", "--no-cache")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    compiled = llmops("compile", spelling, "-o", "../generated", "--no-cache")
+    assert compiled.returncode == 0 and "up to date" in compiled.stdout, compiled.stdout + compiled.stderr
