@@ -613,9 +613,9 @@ def compile_project(specs_dir: Path, output_dir: Path, strict: bool = False, cac
     bytes taken from it cannot change meanwhile; when the cache holds a build of exactly these specs and the
     folder already holds its files, nothing is compiled. An output folder that overlaps the specs folder is
     refused (:func:`.emit.overlap_problems`)."""
-    overlap = emit.overlap_problems(specs_dir, output_dir)
-    if overlap:
-        raise CompileError(overlap)
+    refused = emit.overlap_problems(specs_dir, output_dir) or emit.output_kind_problems(output_dir)
+    if refused:
+        raise CompileError(refused)
     if cache is None or not os.path.lexists(output_dir):  # nothing to reuse; a failed compile creates nothing
         result = build(specs_dir, strict=strict, cache=cache)
         written = _written(lambda: emit.write_output(output_dir, result.files))

@@ -502,6 +502,20 @@ def _parents(path: str) -> Iterator[str]:
         yield "/".join(parts[:end])
 
 
+def output_kind_problems(output_dir: Path) -> list[Diagnostic]:
+    """LLM503 when the output folder exists but is not a folder (a file, a device, a FIFO, a socket, or a link to
+    one): a compile would swap it for a folder. A link to a folder is written through; a missing one is made."""
+    output = resolved_output(output_dir)
+    if not os.path.lexists(output) or os.path.isdir(output):
+        return []
+    mode = os.lstat(output).st_mode
+    kind = ("a file" if stat.S_ISREG(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a folder")
+    return [Diagnostic(Position(str(output_dir)), "LLM503",
+                       f"the output folder `{output_dir}` exists and is {kind}; a compile would replace it",
+                       "pass a folder (or a path that does not exist yet) to `-o`")]
+
+
 def overlap_problems(specs_dir: Path, output_dir: Path) -> list[Diagnostic]:
     """LLM505 when the output folder is the specs folder, lies inside it or holds it (``-o .``): a compile
     would write manifests among the specs (every later run then reads them as specs) or rebuild the project

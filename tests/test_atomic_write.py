@@ -197,6 +197,32 @@ def test_removed_files_are_the_owned_ones_that_were_there(example_copy: Path) ->
     assert not (output / "dev" / "stale.yaml").exists()
 
 
+@pytest.mark.parametrize("entry", ["fifo", "socket", "link to a fifo"])
+def test_an_output_path_that_is_not_a_folder_is_refused_before_anything_is_touched(example_copy: Path,
+                                                                                   tmp_path: Path, entry: str) -> None:
+    """`-o` naming a FIFO, a socket or a link to one (a device alike: `-o /dev/full` used to become a folder) is
+    refused with LLM503: the entry stays as it was, nothing hangs, and no lock or staging file appears beside."""
+    import socket
+
+    place = tmp_path / "out"
+    if entry == "socket":
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(str(place))
+    else:
+        os.mkfifo(tmp_path / "fifo")
+        if entry == "fifo":
+            os.rename(tmp_path / "fifo", place)
+        else:
+            place.symlink_to(tmp_path / "fifo")
+    before = {path.name: os.lstat(path).st_mode for path in tmp_path.iterdir()}
+    result = subprocess.run([sys.executable, "-m", "llmops_compiler.cli", "compile", str(example_copy / "specs"),
+                             "-o", str(place), "--no-cache"], capture_output=True, text=True, timeout=120,
+                            check=False)
+    assert result.returncode == 1, result.stderr
+    assert "error[LLM503]: the output folder" in result.stderr and "exists and is a" in result.stderr
+    assert {path.name: os.lstat(path).st_mode for path in tmp_path.iterdir()} == before
+
+
 def test_a_compile_refuses_to_overwrite_a_file_it_does_not_own(tmp_path: Path, example_copy: Path) -> None:
     output = tmp_path / "out"
     output.mkdir()
