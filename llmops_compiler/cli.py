@@ -7,11 +7,12 @@ Heavy modules are imported inside the commands so that `llmops --help` starts fa
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -328,6 +329,54 @@ def _require_git_work_tree(*paths: Path) -> None:
             raise click.UsageError(f"--commit needs a git repository, and `{path}` is not in one; nothing changed")
 
 
+def _require_clean(*paths: Path) -> None:
+    """An error (exit 1) when git sees uncommitted changes or untracked files under ``paths``: ``--commit`` records
+    a transition alone, and a compile would carry those edits into its commit."""
+    import subprocess
+
+    done = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--", *map(str, paths)],
+                          capture_output=True, text=True, timeout=GIT_SECONDS)
+    changed = [line[3:] for line in done.stdout.splitlines() if line.strip()]
+    if done.returncode != 0 or changed:
+        shown = ", ".join(f"`{path}`" for path in changed[:3]) + (f" and {len(changed) - 3} more"
+                                                                     if len(changed) > 3 else "")
+        raise click.ClickException(
+            f"--commit records the transition alone, but {shown or 'the repository'} "
+            f"{'has' if len(changed) == 1 else 'have'} uncommitted changes that its compile would carry into the "
+            "commit; nothing changed. Commit or stash them first, or run without --commit")
+
+
+@contextlib.contextmanager
+def _transition_lock(specs: Path) -> Iterator[None]:
+    """Hold the specs folder's rollout lock (``flock`` on the folder itself) for a whole transition: a second
+    transition waits for the first to finish (up to ``LOCK_SECONDS``), then reads the state the first left."""
+    import fcntl
+    import time
+
+    descriptor = os.open(specs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        deadline = time.monotonic() + LOCK_SECONDS
+        while True:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise click.ClickException(
+                        f"another rollout transition on `{specs}` has been running for {LOCK_SECONDS} s; "
+                        "nothing changed. Try again when it has finished") from None
+                time.sleep(0.1)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
+GIT_SECONDS = 120
+"""How long a `git status` may take before ``--commit`` gives up (a hung filesystem or hook)."""
+LOCK_SECONDS = 300
+"""How long a rollout transition waits for another one on the same specs folder (a commit hook may run)."""
+
+
 def _resolved(specs: Path, environment: str | None = None, stale_steps: bool = False) -> Any:
     """The resolved project graph; raises CompileError on spec errors and a usage error for an ``--env`` the
     Project does not define. ``stale_steps``: see :func:`.api.resolve_specs`."""
@@ -374,6 +423,10 @@ def _transition_command(name: str, summary: str) -> None:
     @click.option("--commit", is_flag=True, help="Commit the state and the regenerated output (not pushed).")
     @handles_errors
     def command(model: str, environment: str, reason: str, specs: Path, output: Path, commit: bool) -> None:
+        with _transition_lock(specs):
+            transition(model, environment, reason, specs, output, commit)
+
+    def transition(model: str, environment: str, reason: str, specs: Path, output: Path, commit: bool) -> None:
         import subprocess
         from datetime import UTC, datetime
 
@@ -389,6 +442,7 @@ def _transition_command(name: str, summary: str) -> None:
                                      param_hint="MODEL")
         if commit:
             _require_git_work_tree(specs, output)
+            _require_clean(specs, output)
         why = reason
         step = getattr(machine, name)
         now = datetime.now(UTC)

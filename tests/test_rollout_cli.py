@@ -218,3 +218,54 @@ def test_diff_words_a_policy_edit_that_moves_a_rollout_in_flight_and_new_rollout
         "dev: support-llm canary v8 at 25% (step 2 of 4), stable v7: progressing",
         "prod: support-llm: stable v6, idle (new)",
         "staging: support-llm: stable v7, promoted"]
+
+
+def test_commit_refuses_uncommitted_spec_or_output_changes(cli: Cli, example_copy: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--commit` records the transition alone: with an uncommitted spec edit (which its compile would carry into
+    every environment's output) or an untracked spec file, it refuses and changes nothing."""
+    assert cli("compile", cwd=example_copy).exit_code == 0
+    head = repository(example_copy, monkeypatch)
+    prompt = example_copy / "specs/prompts/answer.yaml"
+    prompt.write_text(prompt.read_text().replace("asks: {{ question }}", "writes: {{ question }}"))
+    for extra in (None, example_copy / "specs/prompts/draft.yaml"):
+        if extra is not None:
+            git(example_copy, "checkout", "--", "specs/prompts/answer.yaml")
+            extra.write_text(prompt.read_text().replace("name: answer", "name: draft"))
+        before = _tree(example_copy / "specs"), _tree(example_copy / "generated")
+        refused = cli("rollout", "pause", "support-llm", "--env", "dev", "--commit", cwd=example_copy)
+        assert refused.exit_code == 1, refused.output
+        assert "uncommitted changes" in refused.output and "nothing changed" in refused.output
+        assert ("specs/prompts/answer.yaml" if extra is None else "specs/prompts/draft.yaml") in refused.output
+        assert (_tree(example_copy / "specs"), _tree(example_copy / "generated")) == before
+        assert git(example_copy, "rev-parse", "HEAD").strip() == head
+
+
+def test_concurrent_transitions_take_turns(cli: Cli, example_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two transitions at once: the second waits for the first (held in its pre-commit hook) and then reads the
+    state the first committed, so neither undoes the other and the work tree matches HEAD afterwards."""
+    import os
+    import sys
+    import time
+
+    assert cli("compile", cwd=example_copy).exit_code == 0
+    repository(example_copy, monkeypatch)
+    hook = example_copy / ".git/hooks/pre-commit"
+    hook.write_text("#!/bin/sh\nsleep 3\n")
+    hook.chmod(0o755)
+    environment = {**os.environ, **IDENTITY}
+
+    def start(*arguments: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([sys.executable, "-m", "llmops_compiler.cli", "rollout", *arguments, "support-llm",
+                                 "--env", "dev", "--commit"], cwd=example_copy, env=environment,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    first = start("pause", "--reason", "first")
+    time.sleep(1.5)  # the first holds the lock, waiting in its hook
+    second = start("abort", "--reason", "second")
+    outputs = [process.communicate(timeout=120) for process in (first, second)]
+    assert (first.returncode, second.returncode) == (0, 0), outputs
+    assert git(example_copy, "status", "--porcelain", "--", "specs", "generated") == ""
+    assert environments(example_copy)["dev"]["status"] == "rolledBack"
+    messages = git(example_copy, "log", "-2", "--format=%B")
+    assert messages.index("second") < messages.index("first")  # the abort came after the pause, on top of it
