@@ -202,19 +202,32 @@ def diff(specs: Path, output: Path, base_ref: str | None, plan_format: str, no_c
 
         cache = MemoryCache()
     after = api.compiled_files(specs, cache, current)
+    note = None
     if base_ref is None:
         before = current
     else:
         try:
-            before, _ = api.files_at_revision(specs, output, base_ref, cache, reuse_from=after)
+            before, source = api.files_at_revision(specs, output, base_ref, cache, reuse_from=after)
         except plan.GitError as error:
             raise click.UsageError(f"cannot read specs at `{base_ref}`: {error}") from None
         except CompileError as error:
-            click.echo(f"the specs at `{base_ref}` do not compile ({len(error.diagnostics)} error(s)); "
-                       "showing everything as new", err=True)
+            from .diagnostics import render_human
+
+            errors = [item for item in error.diagnostics if item.severity == "error"]
+            first = render_human(errors[:1]).splitlines()[0] if errors else "none"
+            note = (f"the specs at `{base_ref}` do not compile ({len(errors)} error(s); the first: {first}); "
+                    "showing everything as new")
             before = {}
+        else:
+            if source == "absent":
+                note = f"`{specs}` did not exist at `{base_ref}`; showing everything as new"
     result = plan.compare(before, after)
-    click.echo(plan.render_markdown(result) if plan_format == "markdown" else plan.render_text(result))
+    if note is not None:
+        click.echo(note, err=True)
+    if plan_format == "markdown":
+        click.echo((f"> **Note:** {note}\n\n" if note is not None else "") + plan.render_markdown(result))
+    else:
+        click.echo(plan.render_text(result))
     sys.exit(0 if result.empty else EXIT_CHANGES)
 
 

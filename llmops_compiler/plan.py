@@ -353,6 +353,8 @@ def _specs_archive(specs_dir: Path, revision: str) -> tuple[Path, Callable[..., 
     top, git = _git_runner(specs_dir)
     relative = specs_dir.relative_to(top.resolve()).as_posix()
     git("rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}")
+    if relative == ".":  # the specs folder is the top of the repository: every commit has it
+        return top, git, relative, git("archive", "--format=tar", revision, cwd=top)
     listing = git("ls-tree", "-d", "--name-only", revision, "--", relative, cwd=top).decode().splitlines()
     if relative not in listing:
         return None
@@ -361,14 +363,17 @@ def _specs_archive(specs_dir: Path, revision: str) -> tuple[Path, Callable[..., 
 
 def specs_at_revision(specs_dir: Path, revision: str, destination: Path) -> Path | None:
     """Extract ``specs_dir`` as it was at ``revision`` into ``destination``; None when it did not exist."""
+    from .load import specs_folder_name
+
     found = _specs_archive(specs_dir, revision)
     if found is None:
         return None
     _, _, relative, archive = found
-    target = destination / specs_dir.resolve().name
+    target = destination / specs_folder_name(specs_dir)
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar, tempfile.TemporaryDirectory() as unpack:
-        tar.extractall(unpack, filter="data")
-        Path(unpack, relative).rename(target)
+        tree = Path(unpack, "tree")
+        tar.extractall(tree, filter="data")
+        (tree / relative).rename(target)
     return target
 
 
@@ -378,20 +383,21 @@ def spec_inputs_at_revision(specs_dir: Path, revision: str) -> SpecInputs | Lite
     whose names start with ``.``, in the order of their paths. None when the folder did not exist there;
     ``"extract"`` when it holds what only a checkout can answer for (a symbolic link, a file over the size
     limit): then use :func:`specs_at_revision`."""
-    from .load import MAX_FILE_BYTES, SPEC_SUFFIXES, SpecInput, SpecInputs
+    from .load import MAX_FILE_BYTES, SPEC_SUFFIXES, SpecInput, SpecInputs, specs_folder_name
 
     found = _specs_archive(specs_dir, revision)
     if found is None:
         return None
     _, _, relative, archive = found
-    name = specs_dir.resolve().name
+    name = specs_folder_name(specs_dir)
+    prefix = "" if relative == "." else relative + "/"
     files: list[tuple[str, bytes]] = []
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         for member in tar:
             path = member.name.rstrip("/")
-            if path != relative and not path.startswith(relative + "/"):
+            if not path.startswith(prefix):
                 continue
-            inside = path[len(relative) + 1:]
+            inside = path[len(prefix):]
             if member.isdir() or not inside:
                 continue
             parts = inside.split("/")

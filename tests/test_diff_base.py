@@ -8,6 +8,7 @@ import hashlib
 import json
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -203,3 +204,45 @@ def test_the_memory_cache_keeps_entries_in_the_process() -> None:
     assert memory.get_pickle("units", "k") == {"a": [1, 2]}
     memory.prune(max_bytes=0)
     assert memory.get_pickle("units", "k") == {"a": [1, 2]}
+
+
+def test_a_specs_folder_at_the_top_of_its_repository_is_compared_with_its_base(example_copy: Path,
+                                                                               tmp_path: Path) -> None:
+    """The specs folder may be a repository of its own (its path in it is `.`): the base is read, not taken for
+    absent, and an unchanged project has no changes."""
+    specs = example_copy / "specs"
+    _git(specs, "init", "-q", "-b", "main")
+    _commit(specs, "specs alone")
+    output = tmp_path / "generated"
+    api.compile_project(specs, output)
+    files, source = api.files_at_revision(specs, output, "HEAD")
+    assert source == "compiled" and files == _tree(output)
+    result = subprocess.run([sys.executable, "-m", "llmops_compiler.cli", "diff", ".", "-o", str(output), "--base",
+                             "HEAD"], cwd=specs, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    chain = specs / "chains/support-answer.yaml"
+    chain.write_text(chain.read_text().replace("topK: 5", "topK: 6"))
+    changed = subprocess.run([sys.executable, "-m", "llmops_compiler.cli", "diff", ".", "-o", str(output), "--base",
+                              "HEAD"], cwd=specs, capture_output=True, text=True, check=False)
+    assert changed.returncode == 3 and "0 to add, 1 to change, 0 to delete" in changed.stdout
+
+
+def test_the_markdown_plan_says_when_the_base_does_not_compile_or_has_no_specs(cli: Cli, example_copy: Path) -> None:
+    """The job summary carries the caveat that everything shows as new, and why (the base's first error)."""
+    repo = _repository(example_copy)
+    model = repo / "specs/models/support-llm.yaml"
+    original = model.read_text()
+    model.write_text(original.replace("kind: Model", "kind: Modle"))
+    _commit(repo, "broken")
+    model.write_text(original)
+    result = cli("diff", "--base", "HEAD", "--format", "markdown", cwd=repo)
+    assert result.exit_code == 3
+    first = result.stdout.splitlines()[0]
+    assert first.startswith("> **Note:** the specs at `HEAD` do not compile (")
+    assert "specs/models/support-llm.yaml:" in first and "showing everything as new" in first
+    (repo / "other").mkdir()
+    _git(repo, "mv", "specs", "other/specs")
+    _commit(repo, "specs moved")
+    _git(repo, "mv", "other/specs", "specs")
+    absent = cli("diff", "--base", "HEAD", "--format", "markdown", cwd=repo)
+    assert absent.stdout.startswith("> **Note:** `specs` did not exist at `HEAD`; showing everything as new")
