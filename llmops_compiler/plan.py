@@ -352,7 +352,15 @@ def _specs_archive(specs_dir: Path, revision: str) -> tuple[Path, Callable[..., 
     specs_dir = specs_dir.resolve()
     top, git = _git_runner(specs_dir)
     relative = specs_dir.relative_to(top.resolve()).as_posix()
-    git("rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}")
+    try:
+        git("rev-parse", "--verify", "--quiet", "--end-of-options", f"{revision}^{{commit}}")
+    except GitError:
+        shallow = subprocess.run(["git", "-C", str(top), "rev-parse", "--is-shallow-repository"],
+                                 capture_output=True, text=True, check=False).stdout.strip() == "true"
+        raise GitError(f"`{revision}` is not a commit of this repository"
+                       + ("; this clone is shallow, so the base's history may be missing: fetch it (`git fetch "
+                          "--unshallow`, or `fetch-depth: 0` in actions/checkout)" if shallow else
+                          "; check the name (a branch, a tag, a commit), and fetch it if it is remote")) from None
     if relative == ".":  # the specs folder is the top of the repository: every commit has it
         return top, git, relative, git("archive", "--format=tar", revision, cwd=top)
     listing = git("ls-tree", "-d", "--name-only", revision, "--", relative, cwd=top).decode().splitlines()

@@ -246,3 +246,22 @@ def test_the_markdown_plan_says_when_the_base_does_not_compile_or_has_no_specs(c
     _git(repo, "mv", "other/specs", "specs")
     absent = cli("diff", "--base", "HEAD", "--format", "markdown", cwd=repo)
     assert absent.stdout.startswith("> **Note:** `specs` did not exist at `HEAD`; showing everything as new")
+
+
+def test_a_base_missing_from_a_shallow_clone_is_explained(cli: Cli, example_copy: Path, tmp_path: Path) -> None:
+    """CI checkouts are shallow by default: a base that is not there says so and how to fetch it; a name that
+    looks like an option is a revision, never a git option."""
+    repo = _repository(example_copy)
+    (repo / "README.txt").write_text("second commit\n")
+    _commit(repo, "second")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{repo}", str(clone)], check=True,
+                   capture_output=True)
+    result = cli("diff", "--base", "HEAD~1", cwd=clone)
+    assert result.exit_code == 2
+    assert "`HEAD~1` is not a commit of this repository; this clone is shallow" in result.output
+    assert "fetch-depth: 0" in result.output
+    for name in ("-x", "--output=x"):
+        odd = cli("diff", "--base", name, cwd=repo)
+        assert odd.exit_code == 2 and f"`{name}` is not a commit of this repository; check the name" in odd.output
+        assert not (repo / "x").exists()
