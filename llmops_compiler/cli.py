@@ -384,8 +384,28 @@ def _transition_lock(specs: Path) -> Iterator[None]:
         os.close(descriptor)  # releases the lock
 
 
+def _run_git(command: list[str], seconds: float) -> Any:
+    """Run a git command; when it times out or this process is interrupted (Ctrl-C, SIGTERM), git is asked to
+    stop with SIGTERM first, on which it removes its lock files (``index.lock``), so the index can be reset."""
+    import subprocess
+
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=seconds)
+        except BaseException:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            raise
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
 GIT_SECONDS = 120
 """How long a `git status` may take before ``--commit`` gives up (a hung filesystem or hook)."""
+GIT_COMMIT_SECONDS = 600
+"""How long `git add` or `git commit` (its hooks included) may take in a ``--commit`` transition."""
 LOCK_SECONDS = 300
 """How long a rollout transition waits for another one on the same specs folder (a commit hook may run)."""
 
@@ -436,8 +456,17 @@ def _transition_command(name: str, summary: str) -> None:
     @click.option("--commit", is_flag=True, help="Commit the state and the regenerated output (not pushed).")
     @handles_errors
     def command(model: str, environment: str, reason: str, specs: Path, output: Path, commit: bool) -> None:
-        with _transition_lock(specs):
-            transition(model, environment, reason, specs, output, commit)
+        import signal
+
+        def terminated(signum: int, frame: object) -> None:
+            raise SystemExit(128 + signum)  # unwinds like Ctrl-C, so the transition is undone
+
+        previous = signal.signal(signal.SIGTERM, terminated)
+        try:
+            with _transition_lock(specs):
+                transition(model, environment, reason, specs, output, commit)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
     def transition(model: str, environment: str, reason: str, specs: Path, output: Path, commit: bool) -> None:
         import subprocess
@@ -461,6 +490,7 @@ def _transition_command(name: str, summary: str) -> None:
         now = datetime.now(UTC)
 
         compiled = False
+        staged: list[str] = []
 
         def compile_and_commit(decision: machine.Decision, path: Path) -> None:
             nonlocal compiled
@@ -471,11 +501,16 @@ def _transition_command(name: str, summary: str) -> None:
                 paths = [str(path), str(output)]
                 for command in (["git", "add", "--", *paths],
                                 ["git", "commit", "-q", "-m", words, *(["-m", why] if why else []), "--", *paths]):
-                    done = subprocess.run(command, capture_output=True, text=True)
+                    staged[:] = paths
+                    try:
+                        done = _run_git(command, GIT_COMMIT_SECONDS)
+                    except subprocess.TimeoutExpired:
+                        raise click.ClickException(f"`{' '.join(command[:2])}` did not finish in "
+                                                   f"{GIT_COMMIT_SECONDS} s (a hook?), so nothing changed") from None
                     if done.returncode != 0:
-                        subprocess.run(["git", "reset", "-q", "--", *paths], capture_output=True)
                         raise click.ClickException(f"`{' '.join(command[:2])}` failed, so nothing changed: "
                                                    f"{(done.stderr or done.stdout).strip()}")
+                staged.clear()
 
         try:
             decision, _ = machine.record_transition(specs, policy.name, environment,
@@ -484,8 +519,10 @@ def _transition_command(name: str, summary: str) -> None:
         except machine.TransitionRefused as error:
             click.echo(f"error: {error}", err=True)
             sys.exit(1)
-        except BaseException:
-            if compiled:  # the state file has its previous bytes again; so does the output
+        except BaseException:  # a failure, Ctrl-C or SIGTERM: the state file has its previous bytes again
+            if staged:  # nor does the index keep what was staged for the commit
+                subprocess.run(["git", "reset", "-q", "--", *staged], capture_output=True, timeout=GIT_SECONDS)
+            if compiled:  # and the output is compiled from the state as it was
                 api.compile_project(specs, output)
             raise
         words = machine.describe_decision(environment, policy.name, policy.spec, decision)

@@ -269,3 +269,36 @@ def test_concurrent_transitions_take_turns(cli: Cli, example_copy: Path, monkeyp
     assert environments(example_copy)["dev"]["status"] == "rolledBack"
     messages = git(example_copy, "log", "-2", "--format=%B")
     assert messages.index("second") < messages.index("first")  # the abort came after the pause, on top of it
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGINT"])
+def test_an_interrupted_commit_leaves_state_output_and_index_as_they_were(
+        cli: Cli, example_copy: Path, monkeypatch: pytest.MonkeyPatch, signal_name: str) -> None:
+    """Ctrl-C or SIGTERM while the commit's hook runs: the state file, the output and the index are as before
+    (nothing staged for a later `git commit` to pick up), and no git lock is left behind."""
+    import os
+    import signal
+    import sys
+    import time
+
+    assert cli("compile", cwd=example_copy).exit_code == 0
+    head = repository(example_copy, monkeypatch)
+    hook = example_copy / ".git/hooks/pre-commit"
+    hook.write_text("#!/bin/sh\nsleep 8\n")
+    hook.chmod(0o755)
+    before = _tree(example_copy / "specs"), _tree(example_copy / "generated")
+    process = subprocess.Popen([sys.executable, "-m", "llmops_compiler.cli", "rollout", "pause", "support-llm",
+                                "--env", "dev", "--commit"], cwd=example_copy, env={**os.environ, **IDENTITY},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (example_copy / ".git/index.lock").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # the commit has started: its hook runs
+    process.send_signal(getattr(signal, signal_name))
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode != 0, stderr
+    assert "Traceback" not in stderr
+    assert (_tree(example_copy / "specs"), _tree(example_copy / "generated")) == before
+    assert git(example_copy, "status", "--porcelain", "--", "specs", "generated") == ""
+    assert git(example_copy, "diff", "--cached", "--name-only") == ""
+    assert git(example_copy, "rev-parse", "HEAD").strip() == head
+    assert not (example_copy / ".git/index.lock").exists()
