@@ -419,6 +419,10 @@ def _resolved(specs: Path, environment: str | None = None, stale_steps: bool = F
     graph, problems = api.resolve_specs(specs, stale_steps=stale_steps)
     if graph is None:
         raise CompileError(problems)
+    if problems:  # warnings (a rollout state on a step its policy no longer has, say): shown, not fatal
+        from .diagnostics import render_human
+
+        click.echo(render_human(problems, color=_color()), err=True)
     names = [view.name for view in graph.environments]
     if environment is not None and environment not in names:
         raise click.BadParameter(f"`{environment}` is not an environment (expected one of: {', '.join(names)})",

@@ -149,7 +149,8 @@ def test_a_policy_edit_that_strands_a_rollout_is_repaired_by_abort(cli: Cli, exa
     refused = cli("rollout", "promote", "support-llm", "--env", "dev", cwd=example_copy)
     assert refused.exit_code == 1 and "LLM319" in refused.stderr
     status = cli("rollout", "status", "--env", "dev", cwd=example_copy)
-    assert status.exit_code == 0 and status.output.startswith("dev: support-llm canary v8"), status.output
+    assert status.exit_code == 0 and status.stdout.startswith("dev: support-llm canary v8"), status.output
+    assert "warning[LLM319]: step 1 does not exist" in status.stderr  # said, not hidden
     aborted = cli("rollout", "abort", "support-llm", "--env", "dev", cwd=example_copy)
     assert aborted.exit_code == 0, aborted.output
     assert environments(example_copy)["dev"]["status"] == "rolledBack"
