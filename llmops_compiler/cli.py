@@ -259,7 +259,10 @@ def schema(output: Path | None) -> None:
         return
     if not output.parent.is_dir():
         raise click.BadParameter(f"`{output.parent}` is not a folder", param_hint="-o")
-    output.write_text(text)
+    try:
+        output.write_text(text)
+    except OSError as error:  # a full disk, a file that refuses writes: name it
+        raise OSError(error.errno, error.strerror, str(output)) from None
 
 
 @main.command()

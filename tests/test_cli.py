@@ -279,3 +279,9 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     block = readme.split("**Run the tests**", 1)[1].split("```bash\n", 1)[1].split("\n```", 1)[0]
     assert extracted == block.strip() and "python -m pytest" in extracted
     assert script.rstrip().endswith('exec bash -c "$command"')
+
+
+def test_schema_names_the_file_it_cannot_write(cli: Cli) -> None:
+    result = cli("schema", "-o", "/dev/full")  # every write fails with ENOSPC
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "error: No space left on device: /dev/full"
