@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .schema import json_schema_text
@@ -110,6 +111,9 @@ def scaffold(specs_dir: Path, name: str) -> list[Path]:
     Raises :class:`ScaffoldError` when ``name`` is not a DNS label or ``specs_dir`` already holds files."""
     if len(name) > 50 or not DNS_LABEL.fullmatch(name):
         raise ScaffoldError(f"`{name}` is not a project name: use lowercase letters, digits and '-' (at most 50)")
+    if os.path.lexists(specs_dir) and not specs_dir.is_dir():
+        raise ScaffoldError(f"{specs_dir} exists and is not a folder (a file, or a link to nothing): "
+                            "choose a new folder")
     if specs_dir.exists() and any(specs_dir.iterdir()):
         raise ScaffoldError(f"{specs_dir} is not empty: choose a new folder")
     written = []

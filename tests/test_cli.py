@@ -244,6 +244,10 @@ def test_init_creates_a_project_that_compiles_and_leaves_git_clean(cli: Cli, tmp
     again = cli("init", "specs", "--name", "shop", cwd=tmp_path)
     assert again.exit_code == 2 and "is not empty" in again.output
     assert cli("init", "other", "--name", "Bad_Name", cwd=tmp_path).exit_code == 2
+    (tmp_path / "broken").symlink_to(tmp_path / "nowhere")  # a link to nothing is no place for a project
+    dangling = cli("init", "broken", "--name", "shop", cwd=tmp_path)
+    assert dangling.exit_code == 2 and "broken exists and is not a folder" in dangling.output, dangling.output
+    assert not (tmp_path / "nowhere").exists()
     assert (tmp_path / ".gitignore").read_bytes() == ignore
 
 
