@@ -29,3 +29,23 @@ print(json.dumps({"found": found, "before": before, "real": real,
     assert seen == {"found": ["GitHub Token", "Basic Auth Credentials"], "before": [], "real": "requests.sessions",
                     "spec": "requests", "after": True}
 
+
+
+def test_a_compile_does_not_scan_installed_distributions_for_pydantic_plugins() -> None:
+    """pydantic looks for plugins in the entry points of every installed distribution on its first validation
+    (20-80 ms with the runtime extras installed); the CLI turns that off unless the user set the variable."""
+    probe = """
+import importlib.metadata, json, os
+scans = []
+real = importlib.metadata.entry_points
+importlib.metadata.entry_points = lambda *a, **k: scans.append(1) or real(*a, **k)
+from llmops_compiler.cli import main
+try:
+    main(["validate", "%s", "--no-cache"])
+except SystemExit as done:
+    code = done.code
+print(json.dumps({"code": code, "scans": len(scans), "setting": os.environ.get("PYDANTIC_DISABLE_PLUGINS")}))
+"""
+    from project_paths import EXAMPLE_SPECS
+
+    assert _fresh(probe % EXAMPLE_SPECS) == {"code": 0, "scans": 0, "setting": "__all__"}
