@@ -113,14 +113,16 @@ def compiler_fingerprint() -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _private(folder: Path) -> bool:
-    """Whether ``folder`` belongs to the current user and nobody else can write to it."""
+def _private(folder: Path, follow: bool = True) -> bool:
+    """Whether ``folder`` is a folder that belongs to the current user and nobody else can write to (with
+    ``follow=False``, not a link to one either)."""
+    from .files import owned_privately
+
     try:
-        info = os.stat(folder)
+        info = os.stat(folder) if follow else os.lstat(folder)
     except OSError:
         return False
-    owner_ok = not hasattr(os, "getuid") or info.st_uid == os.getuid()
-    return stat.S_ISDIR(info.st_mode) and owner_ok and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    return stat.S_ISDIR(info.st_mode) and owned_privately(info)
 
 
 class Cache:
@@ -135,6 +137,8 @@ class Cache:
         self.version_folder = folder / f"{FORMAT}-{self.fingerprint[:32]}"
         self.usable: bool | None = None
         self.wrote = False
+        self.private_folders: set[Path] = set()
+        """Folders below the cache folder found private (see :meth:`_private_below`)."""
 
     @classmethod
     def open(cls, folder: Path | None = None) -> Cache:
@@ -160,13 +164,30 @@ class Cache:
             self.usable = _private(self.folder)
         return self.usable
 
+    def _private_below(self, folder: Path) -> bool:
+        """Whether every folder from the cache folder down to ``folder`` is private (see :func:`_private`) and
+        none is a link: only then can no one else have put an entry there (entries are pickles)."""
+        if folder in self.private_folders:
+            return True
+        parents = [folder, *folder.parents]
+        below = parents[:parents.index(self.folder)] if self.folder in parents else None
+        if below is None or not all(_private(item, follow=False) for item in below):
+            return False
+        self.private_folders.add(folder)
+        return True
+
     def get(self, namespace: str, key: str) -> bytes | None:
-        """The payload stored under ``key``, or None (missing, corrupted, unreadable, unusable folder)."""
+        """The payload stored under ``key``, or None (missing, corrupted, unreadable, unusable folder, or an entry
+        that is not a private regular file below private folders)."""
+        from .files import read_regular
+
         if not self._ready():
             return None
+        path = self._path(namespace, key)
+        if not self._private_below(path.parent):
+            return None
         try:
-            with open(self._path(namespace, key), "rb") as handle:
-                data = handle.read()
+            data = read_regular(str(path), MAX_BYTES, private=True)
         except OSError:
             return None
         header = len(MAGIC) + 32

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
-import errno
 import fcntl
 import hashlib
 import json
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import conventions
 from .diagnostics import Diagnostic, Position
+from .files import read_regular
 from .serialize import dump_yaml
 
 if TYPE_CHECKING:
@@ -254,7 +254,7 @@ def manifest_damage(output: Path) -> str | None:
 def _manifest(output: Path) -> tuple[dict[str, str], str | None]:
     path = output / conventions.MANIFEST_FILE
     try:
-        data = json.loads(_read(str(path), MAX_MANIFEST_BYTES))
+        data = json.loads(read_regular(str(path), MAX_MANIFEST_BYTES))
     except FileNotFoundError:
         return {}, None
     except OSError as error:
@@ -286,7 +286,7 @@ def read_owned(output: Path) -> Files:
     for path in _entries(output).files:
         if path in owned or path == conventions.MANIFEST_FILE:
             with contextlib.suppress(OSError):
-                current[path] = _read(os.path.join(base, path),
+                current[path] = read_regular(os.path.join(base, path),
                                       MAX_MANIFEST_BYTES if path == conventions.MANIFEST_FILE else None)
     return current
 
@@ -428,36 +428,14 @@ MAX_MANIFEST_BYTES = 64 << 20
 """A manifest larger than this (about 500,000 owned files) is taken for no manifest, not read into memory."""
 
 
-def _read(path: str, limit: int | None = None) -> bytes:
-    """A file's bytes, read with one or two system calls (no buffered file object: every owned file is read).
-    Anything but a regular file (a link, a FIFO, a device, say where a user replaced an owned file) is an
-    OSError, never followed or waited on."""
-    descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
-    try:
-        status = os.fstat(descriptor)
-        if not stat.S_ISREG(status.st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", path)
-        size = status.st_size
-        if limit is not None and size > limit:
-            raise OSError(errno.EFBIG, f"larger than {limit} bytes", path)
-        chunks = [os.read(descriptor, size + 1)]
-        if len(chunks[0]) <= size:  # a short read of a regular file: its end
-            return chunks[0]
-        while chunks[-1]:  # the file grew meanwhile, or reports no size: read to the end
-            chunks.append(os.read(descriptor, 1 << 20))
-        return b"".join(chunks)
-    finally:
-        os.close(descriptor)
-
-
 def scan_output(output: Path) -> OutputState:
     """Read ``output`` (see :class:`OutputState`); the caller holds its lock (see :func:`opened_output`)."""
     previous = owned_files(output)
     entries = _entries(output) if output.is_dir() else Entries([], [], [])
     base = str(output)
-    current = {path: _read(os.path.join(base, path)) for path in entries.files if path in previous}
+    current = {path: read_regular(os.path.join(base, path)) for path in entries.files if path in previous}
     with contextlib.suppress(OSError):  # none, or not a regular file: the swap replaces it
-        current[conventions.MANIFEST_FILE] = _read(str(output / conventions.MANIFEST_FILE), MAX_MANIFEST_BYTES)
+        current[conventions.MANIFEST_FILE] = read_regular(str(output / conventions.MANIFEST_FILE), MAX_MANIFEST_BYTES)
     return OutputState(output, previous, entries, current)
 
 

@@ -4,14 +4,18 @@ errors is reported on every run; an up-to-date answer comes from the cache witho
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
+import pickle
 import shutil
 import stat
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import Result
@@ -228,6 +232,8 @@ def test_a_damaged_cache_is_ignored(example_copy: Path, tmp_path: Path) -> None:
         lambda path: path.write_bytes(b"garbage"),
         lambda path: path.write_bytes(b""),
         lambda path: (path.unlink(), path.mkdir()),  # a folder where a file should be
+        lambda path: (path.unlink(), path.symlink_to("/dev/zero")),  # endless: read, it would fill memory
+        lambda path: (path.unlink(), os.mkfifo(path)),  # opened, it would wait for a writer forever
     ]
     for damage in damages:
         for entry in _entries(store.version_folder):
@@ -239,6 +245,49 @@ def test_a_damaged_cache_is_ignored(example_copy: Path, tmp_path: Path) -> None:
         assert api.validate(specs, cache=store) == api.validate(specs)
         shutil.rmtree(store.folder)
         api.compile_project(specs, tmp_path / "warm-up", cache=store)  # a healthy cache to damage again
+
+
+class _Planted:
+    """A pickle that, loaded, creates a file: what someone able to write into the cache could plant."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Path.touch, (self.marker,))
+
+
+def test_entries_below_a_folder_others_can_write_are_not_loaded(example_copy: Path, tmp_path: Path) -> None:
+    """Entries are pickles, so one is loaded only from private folders all the way down: a version folder or
+    an entry others may write (or a link in the path) makes every entry there a miss, and a planted pickle
+    is never run."""
+    specs, output = example_copy / "specs", example_copy / "generated"
+    store = cache.Cache(tmp_path / "cache")
+    api.compile_project(specs, output, cache=store)
+    marker = tmp_path / "planted-pickle-ran"
+    payload = pickle.dumps(_Planted(marker))
+
+    def plant(mode: int) -> None:
+        for entry in _entries(store.version_folder):
+            _, prefix, rest = entry.relative_to(store.version_folder).parts
+            entry.write_bytes(cache.MAGIC + hashlib.sha256((prefix + rest).encode() + payload).digest() + payload)
+            entry.chmod(mode)
+
+    prompt = specs / "prompts/answer.yaml"
+    prompt.write_text(prompt.read_text().replace("asks: {{ question }}", "writes: {{ question }}"))
+    for folder_mode, entry_mode in ((0o770, 0o600), (0o700, 0o666)):  # the group may write the folder; anyone an entry
+        store.version_folder.chmod(0o700)
+        plant(entry_mode)
+        store.version_folder.chmod(folder_mode)
+        api.compile_project(specs, output, cache=cache.Cache(store.folder))
+        assert not marker.exists(), (oct(folder_mode), oct(entry_mode))
+        assert _tree(output) == _cold(specs, tmp_path)
+    # The same entries in private folders and files are loaded: the check, not the payload, kept them out.
+    store.version_folder.chmod(0o700)
+    plant(0o600)
+    with contextlib.suppress(Exception):
+        api.compile_project(specs, output, cache=cache.Cache(store.folder))
+    assert marker.exists()
 
 
 def test_an_unreadable_cache_folder_is_no_error(example_copy: Path, tmp_path: Path) -> None:
