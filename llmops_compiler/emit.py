@@ -255,7 +255,10 @@ def _manifest(output: Path) -> tuple[dict[str, str], str | None]:
     path = output / conventions.MANIFEST_FILE
     try:
         data = json.loads(read_regular(str(path), MAX_MANIFEST_BYTES))
-    except FileNotFoundError:
+    except FileNotFoundError:  # a new output folder has none; one with files in it has lost it
+        with contextlib.suppress(OSError), os.scandir(output) as listing:
+            if any(True for _ in listing):
+                return {}, "it is missing"
         return {}, None
     except OSError as error:
         return {}, error.strerror or str(error)
@@ -264,6 +267,8 @@ def _manifest(output: Path) -> tuple[dict[str, str], str | None]:
     files = data.get("files") if isinstance(data, dict) else None
     if not isinstance(files, dict):
         return {}, "it has no `files` object"
+    if not all(isinstance(digest, str) for digest in files.values()):
+        return {}, "its `files` object holds values that are not sha256 strings"
     return {str(path): str(digest) for path, digest in files.items() if _safe_relative(str(path))}, None
 
 

@@ -158,13 +158,16 @@ def test_check_and_diff_never_read_through_a_linked_folder_named_in_the_manifest
 
 
 @pytest.mark.parametrize("content", [b'{"files": {', b"[]", b"null", b'{"files": []}', b"\xff\xfe",
-                                     b"[" * 200_000 + b"]" * 200_000])
-def test_a_damaged_manifest_is_named_as_the_cause_once(example_copy: Path, content: bytes) -> None:
+                                     b"[" * 200_000 + b"]" * 200_000, b'{"files": {"argocd/dev.yaml": 5}}', None])
+def test_a_damaged_manifest_is_named_as_the_cause_once(example_copy: Path, content: bytes | None) -> None:
     """Without a readable manifest no file is known to be the compiler's, so a compile refuses to overwrite
     them; it says so in one diagnostic at the manifest, not one per file, and never crashes (a manifest nested
     past the JSON decoder's depth included). `check` and `diff` report instead of failing."""
     output = example_copy / "generated"
-    (output / conventions.MANIFEST_FILE).write_bytes(content)
+    if content is None:  # deleted
+        (output / conventions.MANIFEST_FILE).unlink()
+    else:
+        (output / conventions.MANIFEST_FILE).write_bytes(content)
     before = _tree(output)
     with pytest.raises(CompileError) as error:
         api.compile_project(example_copy / "specs", output)
