@@ -102,6 +102,17 @@ def _merge_named(base: list[Any], override: list[Any], key_name: str, item_type:
         if item[key_name] in changes:
             merged.problems.append(((*override_path, index, key_name),
                                     f"the override names `{item[key_name]}` twice", "merge the two entries"))
+        if PATCH_KEY in item and item[PATCH_KEY] != PATCH_DELETE:
+            merged.problems.append(((*override_path, index, PATCH_KEY),
+                                    f"`$patch: {item[PATCH_KEY]}` is not a directive this merge knows: only "
+                                    f"`$patch: {PATCH_DELETE}` (remove the item)",
+                                    f"write `$patch: {PATCH_DELETE}` to remove `{item[key_name]}`, or drop `$patch` "
+                                    "to merge the entry into it"))
+        elif PATCH_KEY in item and set(item) - {key_name, PATCH_KEY}:
+            others = ", ".join(f"`{key}`" for key in item if key not in (key_name, PATCH_KEY))
+            merged.problems.append(((*override_path, index, PATCH_KEY),
+                                    f"`$patch: {PATCH_DELETE}` removes `{item[key_name]}`, so {others} beside it "
+                                    "would be ignored", f"keep only `{key_name}` and `$patch: {PATCH_DELETE}`"))
         changes[item[key_name]] = (index, item)
     result: list[Any] = []
     sources: list[tuple[YamlPath | None, YamlPath | None]] = []
