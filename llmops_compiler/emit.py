@@ -516,6 +516,19 @@ def overlap_problems(specs_dir: Path, output_dir: Path) -> list[Diagnostic]:
                        "write the output beside the specs, for example `-o generated`")]
 
 
+def _kept_folders(folders: list[str], staged: list[str], removed: list[str]) -> list[str]:
+    """The output's folders the new tree keeps, in their order: all but those that held only files this compile
+    removes (a folder the compile emptied goes with them, as a fresh compile would not make it); a folder of
+    the user's, even empty, stays, and so does every folder above a kept one."""
+    holding = {parent for path in staged for parent in _parents(path)}
+    emptied = {parent for path in removed for parent in _parents(path)} - holding
+    if not emptied:
+        return folders
+    kept = {folder for folder in folders if folder not in emptied}
+    kept |= {parent for folder in kept for parent in _parents(folder + "/")}
+    return [folder for folder in folders if folder in kept]
+
+
 def write_state(state: OutputState, files: Files) -> WriteResult:
     """Replace the owned files of the output folder read as ``state`` with ``files`` in one atomic step.
 
@@ -562,7 +575,7 @@ def write_state(state: OutputState, files: Files) -> WriteResult:
     staging = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX.format(name=output.name), dir=output.parent))
     try:
         folder_modes: dict[str, int] = {}
-        for folder in entries.folders:
+        for folder in _kept_folders(entries.folders, [*files, *unowned], removed):
             (staging / folder).mkdir(exist_ok=True)
             mode = stat.S_IMODE(os.lstat(output / folder).st_mode)
             if mode != stat.S_IMODE(os.lstat(staging / folder).st_mode):

@@ -226,6 +226,30 @@ def test_an_output_path_that_is_not_a_folder_is_refused_before_anything_is_touch
     assert {path.name: os.lstat(path).st_mode for path in tmp_path.iterdir()} == before
 
 
+def test_a_folder_the_compile_empties_goes_and_a_user_s_empty_folder_stays(example_copy: Path, tmp_path: Path) -> None:
+    """Removing the last owned file of a folder removes the folder (the tree is then the one a fresh compile
+    makes, folders included); an empty folder the user made stays, and so does the folder above it."""
+    output = example_copy / "generated"
+    manifest_path = output / conventions.MANIFEST_FILE
+    manifest = json.loads(manifest_path.read_text())
+    for path in ("sub/owned.yaml", "dev/gone/owned.yaml", "keep/owned.yaml"):
+        (output / path).parent.mkdir(parents=True, exist_ok=True)
+        (output / path).write_text("owned: true\n")
+        manifest["files"][path] = "sha256:0"
+    (output / "keep" / "mine").mkdir()  # the user's, empty
+    manifest_path.write_text(json.dumps(manifest))
+    result = api.compile_project(example_copy / "specs", output)
+    assert sorted(result.removed) == ["dev/gone/owned.yaml", "keep/owned.yaml", "sub/owned.yaml"]
+    assert not (output / "sub").exists() and not (output / "dev/gone").exists()
+    assert (output / "keep" / "mine").is_dir()
+    (output / "keep" / "mine").rmdir()
+    (output / "keep").rmdir()
+    api.compile_project(example_copy / "specs", tmp_path / "fresh")
+    folders = {path.relative_to(output).as_posix() for path in output.rglob("*") if path.is_dir()}
+    assert folders == {path.relative_to(tmp_path / "fresh").as_posix()
+                       for path in (tmp_path / "fresh").rglob("*") if path.is_dir()}
+
+
 def test_a_compile_refuses_to_overwrite_a_file_it_does_not_own(tmp_path: Path, example_copy: Path) -> None:
     output = tmp_path / "out"
     output.mkdir()
