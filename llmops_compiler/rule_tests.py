@@ -276,7 +276,11 @@ def rule_test_files(view: EnvironmentView, monitor: ResolvedSpec[MonitorSpec]) -
 # --- running promtool -----------------------------------------------------------------------------------
 
 class PromtoolMissing(RuntimeError):
-    """``promtool`` (Debian/Ubuntu package ``prometheus``) is not on PATH."""
+    """``promtool`` (Debian/Ubuntu package ``prometheus``) is not on PATH, or it did not work: it ran past
+    ``PROMTOOL_SECONDS``, or ended other than with 0 (the tests passed) or 1 (some failed), say by a crash."""
+
+
+PROMTOOL_SECONDS = 600
 
 
 @dataclass(frozen=True)
@@ -295,9 +299,16 @@ def run_promtool(files: dict[str, str], folder: Path) -> tuple[bool, str]:
         raise PromtoolMissing("promtool not found on PATH (Debian/Ubuntu: apt-get install prometheus)")
     for name, text in files.items():
         (folder / name).write_text(text)
-    completed = subprocess.run([promtool, "test", "rules", TESTS_FILE], cwd=folder, capture_output=True,
-                               text=True, timeout=600, check=False)
-    return completed.returncode == 0, (completed.stdout + completed.stderr).strip()
+    try:
+        completed = subprocess.run([promtool, "test", "rules", TESTS_FILE], cwd=folder, capture_output=True,
+                                   text=True, timeout=PROMTOOL_SECONDS, check=False)
+    except subprocess.TimeoutExpired:
+        raise PromtoolMissing(f"`{promtool} test rules` did not finish in {PROMTOOL_SECONDS} s") from None
+    output = (completed.stdout + completed.stderr).strip()
+    if completed.returncode not in (0, 1):  # promtool's own codes: 0 passed, 1 failed; anything else is the tool
+        last = output.splitlines()[-1] if output else "no output"
+        raise PromtoolMissing(f"`{promtool} test rules` did not work (exit {completed.returncode}): {last}")
+    return completed.returncode == 0, output
 
 
 def run_rule_tests(graph: ProjectGraph, environment: str | None = None) -> list[RuleTestResult]:

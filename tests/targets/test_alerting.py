@@ -6,6 +6,7 @@ diagnostics of bad Monitor specs."""
 from __future__ import annotations
 
 import json
+import os
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -462,3 +463,21 @@ def test_one_alert_starts_at_most_one_workflow_with_two_monitors_on_one_model(tm
                               f"--verify.receivers={expected}",
                               *(f"{key}={value}" for key, value in labels.items()))
             assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("script", ["#!/bin/sh\necho 'panic: runtime error' >&2\nexit 3\n", "#!/bin/sh\nexec sleep 30\n"])
+def test_a_promtool_that_does_not_work_is_a_tool_error_not_a_failed_test(
+        script: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """promtool ends with 0 (passed) or 1 (failed); a crash (another code) or a hang is the tool's problem:
+    exit 2 with what it said, never "rule tests FAILED"."""
+    fake = tmp_path / "bin" / "promtool"
+    fake.parent.mkdir()
+    fake.write_text(script)
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    monkeypatch.setattr(rule_tests, "PROMTOOL_SECONDS", 2)
+    result = CliRunner().invoke(main, ["test-rules", str(ROOT / "specs"), "--env", "prod"])
+    assert result.exit_code == 2, result.output
+    assert "FAILED" not in result.output
+    assert ("did not work (exit 3): panic: runtime error" if "exit 3" in script else "did not finish in 2 s") \
+        in result.output
