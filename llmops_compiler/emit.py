@@ -246,8 +246,8 @@ def owned_files(output: Path) -> dict[str, str]:
 
 
 def manifest_damage(output: Path) -> str | None:
-    """Why the manifest in ``output`` cannot say which files the compiler owns (None when it can, or when there
-    is no manifest at all)."""
+    """Why the manifest in ``output`` cannot say which files the compiler owns: damaged, or missing from a
+    folder that holds entries (None when it can, or when the folder is new or empty)."""
     return _manifest(output)[1]
 
 
@@ -290,9 +290,9 @@ def read_owned(output: Path) -> Files:
     base = str(output)
     for path in _entries(output).files:
         if path in owned or path == conventions.MANIFEST_FILE:
+            limit = MAX_MANIFEST_BYTES if path == conventions.MANIFEST_FILE else None
             with contextlib.suppress(OSError):
-                current[path] = read_regular(os.path.join(base, path),
-                                      MAX_MANIFEST_BYTES if path == conventions.MANIFEST_FILE else None)
+                current[path] = read_regular(os.path.join(base, path), limit)
     return current
 
 

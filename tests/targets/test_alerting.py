@@ -465,7 +465,8 @@ def test_one_alert_starts_at_most_one_workflow_with_two_monitors_on_one_model(tm
             assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("script", ["#!/bin/sh\necho 'panic: runtime error' >&2\nexit 3\n", "#!/bin/sh\nexec sleep 30\n"])
+@pytest.mark.parametrize("script", ["#!/bin/sh\necho 'panic: runtime error' >&2\nexit 3\n",
+                                    "#!/bin/sh\nexec sleep 30\n"])
 def test_a_promtool_that_does_not_work_is_a_tool_error_not_a_failed_test(
         script: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """promtool ends with 0 (passed) or 1 (failed); a crash (another code) or a hang is the tool's problem:
