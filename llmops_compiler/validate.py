@@ -7,6 +7,7 @@ semantic checks (templates, JSON Schemas, cross-field rules). Cross-spec referen
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 import types
@@ -619,7 +620,14 @@ def validate_document(document: SourceDocument) -> tuple[SpecObject | InvalidSpe
                                        "LLM120", message, hint))
         locator = Locator(document, environment, merged.items)
         variant, variant_problems = _validate_spec(kind, merged.data, locator)
-        problems.extend(variant_problems)
+        override_start = document.position(("environments", environment), at_key=True)
+        for problem in variant_problems:
+            # Found in this environment only, but shown where the base spec writes it: say which environment.
+            if problem not in spec_problems and (problem.position.file, problem.position.line) < (
+                    override_start.file, override_start.line):
+                problem = dataclasses.replace(problem, message=f"{problem.message} (in environment `{environment}`, "
+                                                               "after its override)")
+            problems.append(problem)
         if variant is not None:
             variants[environment] = variant
             raw_variants[environment] = merged.data
