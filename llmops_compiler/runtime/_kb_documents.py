@@ -113,7 +113,7 @@ def _html(key: str, data: bytes) -> str:
 _PARAGRAPH_END: Final = object()
 
 
-def _pdf(key: str, data: bytes, max_chars: int = MAX_TEXT_CHARS) -> str:
+def _pdf(key: str, data: bytes, max_chars: int) -> str:
     from pypdf import PdfReader
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # recoverable-structure warnings are noise here
@@ -128,8 +128,7 @@ def _pdf(key: str, data: bytes, max_chars: int = MAX_TEXT_CHARS) -> str:
             pages.append(page.extract_text() or "")
             total += len(pages[-1])
             if total > max_chars:  # a few KiB of compressed streams can expand to gigabytes of text
-                raise DocumentError(f"{key}: its text runs past {max_chars} characters (at page {number} of "
-                                    f"{count}); raise --max-text-chars if the document is real")
+                raise _too_long(key, max_chars, f" (at page {number} of {count})")
     except DocumentError:
         raise
     except Exception as exc:  # pypdf raises PdfReadError and, on damaged files, plain ValueError/KeyError/...
@@ -137,11 +136,17 @@ def _pdf(key: str, data: bytes, max_chars: int = MAX_TEXT_CHARS) -> str:
     return _normalise("\n\n".join(pages))
 
 
+def _too_long(key: str, max_chars: int, where: str = "") -> DocumentError:
+    return DocumentError(f"{key}: its text runs past {max_chars} characters{where}; raise --max-text-chars if the "
+                         "document is real")
+
+
 _PARSERS: Final[dict[str, Callable[[str, bytes], str]]] = {
     **{s: _plain for s in (*TEXT_SUFFIXES, *MARKDOWN_SUFFIXES)},
     **{s: _html for s in HTML_SUFFIXES},
-    **{s: _pdf for s in PDF_SUFFIXES},
 }
+"""Parsers whose text cannot hold more characters than the bytes: their length is checked once, at the end
+(PDFs, whose streams expand, are counted page by page in :func:`_pdf`)."""
 
 
 def extract_text(key: str, data: bytes, max_chars: int = MAX_TEXT_CHARS) -> str:
@@ -161,6 +166,5 @@ def extract_text(key: str, data: bytes, max_chars: int = MAX_TEXT_CHARS) -> str:
         raise ValueError(f"{key}: unsupported suffix {suffix!r}")
     text = parser(key, data)
     if len(text) > max_chars:
-        raise DocumentError(f"{key}: its text runs past {max_chars} characters; raise --max-text-chars if the "
-                            "document is real")
+        raise _too_long(key, max_chars)
     return text
