@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from project_paths import run_llmops
 from synthetic import write_project
 
 from llmops_compiler import api, conventions, emit
@@ -114,11 +115,9 @@ def test_an_owned_file_replaced_by_a_fifo_or_link_is_never_waited_on_or_followed
         os.mkfifo(target)
     else:
         target.symlink_to(outside)
-    environment = {**os.environ, "LLMOPS_CACHE_DIR": str(tmp_path / "cache")}
-
     def llmops(*arguments: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "llmops_compiler.cli", *arguments], cwd=example_copy,
-                              env=environment, capture_output=True, text=True, timeout=120, check=False)
+        return run_llmops(*arguments, cwd=example_copy, env={"LLMOPS_CACHE_DIR": str(tmp_path / "cache")},
+                          timeout=120)
 
     checked = llmops("check")
     assert checked.returncode == 1, checked.stderr
@@ -150,9 +149,8 @@ def test_check_and_diff_never_read_through_a_linked_folder_named_in_the_manifest
     manifest_path.write_text(json.dumps(manifest))
     assert "leak/x.yaml" not in emit.read_owned(output)
     for arguments in (["check"], ["check", "--no-cache"], ["diff"]):
-        result = subprocess.run([sys.executable, "-m", "llmops_compiler.cli", *arguments], cwd=example_copy,
-                                env={**os.environ, "LLMOPS_CACHE_DIR": str(tmp_path / "cache")},
-                                capture_output=True, text=True, timeout=120, check=False)
+        result = run_llmops(*arguments, cwd=example_copy, env={"LLMOPS_CACHE_DIR": str(tmp_path / "cache")},
+                            timeout=120)
         assert "SECRET OUTSIDE" not in result.stdout + result.stderr, arguments
         assert "Traceback" not in result.stderr
 
@@ -177,8 +175,7 @@ def test_a_damaged_manifest_is_named_as_the_cause_once(example_copy: Path, conte
     assert "git checkout -- generated/.llmops-manifest.json" in problem.hint
     assert _tree(output) == before
     for arguments, code in ((["check"], 1), (["diff"], 3)):  # stale; `diff` exits 3 on changes
-        result = subprocess.run([sys.executable, "-m", "llmops_compiler.cli", *arguments, "--no-cache"],
-                                cwd=example_copy, capture_output=True, text=True, timeout=120, check=False)
+        result = run_llmops(*arguments, "--no-cache", cwd=example_copy, timeout=120)
         assert result.returncode == code and "internal error" not in result.stderr, (arguments, result.stderr)
         if arguments == ["check"]:  # the cause is named, not only the 130 files that look missing
             assert "generated/.llmops-manifest.json cannot be read (" in result.stderr
@@ -218,9 +215,7 @@ def test_an_output_path_that_is_not_a_folder_is_refused_before_anything_is_touch
         else:
             place.symlink_to(tmp_path / "fifo")
     before = {path.name: os.lstat(path).st_mode for path in tmp_path.iterdir()}
-    result = subprocess.run([sys.executable, "-m", "llmops_compiler.cli", "compile", str(example_copy / "specs"),
-                             "-o", str(place), "--no-cache"], capture_output=True, text=True, timeout=120,
-                            check=False)
+    result = run_llmops("compile", str(example_copy / "specs"), "-o", str(place), "--no-cache", timeout=120)
     assert result.returncode == 1, result.stderr
     assert "error[LLM503]: the output folder" in result.stderr and "exists and is a" in result.stderr
     assert {path.name: os.lstat(path).st_mode for path in tmp_path.iterdir()} == before

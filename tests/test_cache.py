@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from click.testing import Result
-from project_paths import ROOT
+from project_paths import ROOT, run_llmops
 
 import llmops_compiler
 from llmops_compiler import api, cache, conventions
@@ -394,15 +394,21 @@ def test_the_cli_uses_the_cache_folder_it_is_given_and_none_with_no_cache(
     assert cache.default_folder() == tmp_path / "xdg" / "llmops-compiler"
 
 
-def _cli_compile(specs: Path, output: Path, jobs: int, cache_folder: Path | None) -> None:
-    environment = {**os.environ, "PYTHONPATH": str(ROOT), "LLMOPS_JOBS": str(jobs)}
-    arguments = ["compile", str(specs), "-o", str(output)]
+def _cli(command: str, specs: Path, jobs: int, cache_folder: Path | None,
+         *arguments: str) -> subprocess.CompletedProcess[str]:
+    """``llmops COMMAND SPECS ARGUMENTS`` in a fresh process with ``jobs`` processes, on ``cache_folder``
+    (``--no-cache`` when None)."""
+    environment = {"PYTHONPATH": str(ROOT), "LLMOPS_JOBS": str(jobs)}
     if cache_folder is None:
-        arguments.append("--no-cache")
+        arguments = (*arguments, "--no-cache")
     else:
         environment["LLMOPS_CACHE_DIR"] = str(cache_folder)
-    subprocess.run([sys.executable, "-m", "llmops_compiler.cli", *arguments], check=True, env=environment,
-                   capture_output=True)
+    return run_llmops(command, str(specs), *arguments, env=environment)
+
+
+def _cli_compile(specs: Path, output: Path, jobs: int, cache_folder: Path | None) -> None:
+    result = _cli("compile", specs, jobs, cache_folder, "-o", str(output))
+    assert result.returncode == 0, result.stderr
 
 
 def test_compiling_in_several_processes_writes_the_same_bytes(example_copy: Path, tmp_path: Path) -> None:
@@ -421,17 +427,6 @@ def test_compiling_in_several_processes_writes_the_same_bytes(example_copy: Path
         assert _tree(single) == _tree(forked) == _tree(cached) == _tree(tmp_path / "warm"), step
 
 
-def _cli_validate(specs: Path, jobs: int, cache_folder: Path | None) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "PYTHONPATH": str(ROOT), "LLMOPS_JOBS": str(jobs)}
-    arguments = ["validate", str(specs)]
-    if cache_folder is None:
-        arguments.append("--no-cache")
-    else:
-        environment["LLMOPS_CACHE_DIR"] = str(cache_folder)
-    return subprocess.run([sys.executable, "-m", "llmops_compiler.cli", *arguments], env=environment,
-                          capture_output=True, text=True, check=False)
-
-
 def test_validating_in_several_processes_reports_and_caches_what_one_process_does(
         example_copy: Path, tmp_path: Path) -> None:
     """Forked processes run the targets of `validate` without serialising what they build: the diagnostics the
@@ -441,13 +436,13 @@ def test_validating_in_several_processes_reports_and_caches_what_one_process_doe
     monitor = specs / "monitoring/support-llm.yaml"
     original = monitor.read_text()
     monitor.write_text(original.replace("- name: prompt-length\n", "- name: prompt-length-distribution-of-requests\n"))
-    single = _cli_validate(specs, 1, None)
+    single = _cli("validate", specs, 1, None)
     assert single.returncode == 1 and "error[LLM502]" in single.stderr, single.stderr
     for cache_folder in (None, tmp_path / "cache", tmp_path / "cache"):
-        forked = _cli_validate(specs, 3, cache_folder)
+        forked = _cli("validate", specs, 3, cache_folder)
         assert (forked.returncode, forked.stderr) == (single.returncode, single.stderr)
     monitor.write_text(original)
-    assert _cli_validate(specs, 3, tmp_path / "cache").returncode == 0
+    assert _cli("validate", specs, 3, tmp_path / "cache").returncode == 0
     _cli_compile(specs, tmp_path / "cached", 3, tmp_path / "cache")
     assert _tree(tmp_path / "cached") == _cold(specs, tmp_path)
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from project_paths import EXAMPLE_SPECS
+from project_paths import EXAMPLE_SPECS, run_llmops
 
 
 def _tree(folder: Path) -> dict[str, bytes]:
@@ -62,11 +62,10 @@ def test_compiling_twice_writes_nothing_the_second_time(example_copy: Path) -> N
 def test_the_output_does_not_depend_on_how_the_specs_folder_is_spelled(example_copy: Path, spelling: str) -> None:
     """`llmops check .` run inside specs/ agrees with a compile run from the project (the manifest's digest and
     the file names both come from the folder's absolute path), and so does a compile."""
-    environment = {"PATH": "/usr/bin:/bin", "LLMOPS_CACHE_DIR": str(example_copy / ".cache")}
+    cache_folder = {"LLMOPS_CACHE_DIR": str(example_copy / ".cache")}
 
     def llmops(*arguments: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "llmops_compiler.cli", *arguments], cwd=example_copy / "specs",
-                              env=environment, capture_output=True, text=True, check=False)
+        return run_llmops(*arguments, cwd=example_copy / "specs", env=cache_folder)
 
     checked = llmops("check", spelling, "-o", "../generated", "--no-cache")
     assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -8,12 +8,12 @@ import hashlib
 import json
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from click.testing import Result
+from project_paths import run_llmops
 
 import llmops_compiler
 from llmops_compiler import api, cache, conventions
@@ -217,13 +217,11 @@ def test_a_specs_folder_at_the_top_of_its_repository_is_compared_with_its_base(e
     api.compile_project(specs, output)
     files, source = api.files_at_revision(specs, output, "HEAD")
     assert source == "compiled" and files == _tree(output)
-    result = subprocess.run([sys.executable, "-m", "llmops_compiler.cli", "diff", ".", "-o", str(output), "--base",
-                             "HEAD"], cwd=specs, capture_output=True, text=True, check=False)
+    result = run_llmops("diff", ".", "-o", str(output), "--base", "HEAD", cwd=specs)
     assert result.returncode == 0, result.stdout + result.stderr
     chain = specs / "chains/support-answer.yaml"
     chain.write_text(chain.read_text().replace("topK: 5", "topK: 6"))
-    changed = subprocess.run([sys.executable, "-m", "llmops_compiler.cli", "diff", ".", "-o", str(output), "--base",
-                              "HEAD"], cwd=specs, capture_output=True, text=True, check=False)
+    changed = run_llmops("diff", ".", "-o", str(output), "--base", "HEAD", cwd=specs)
     assert changed.returncode == 3 and "0 to add, 1 to change, 0 to delete" in changed.stdout
 
 
