@@ -239,37 +239,45 @@ def render_files(
 
 # --- reading and writing the output folder ---------------------------------------------------------
 
-def owned_files(output: Path) -> dict[str, str]:
-    """Paths (and hashes) the previous compile wrote, from its manifest; empty when there is none or it is
-    damaged (see :func:`manifest_damage`)."""
-    return _manifest(output)[0]
-
-
 def manifest_damage(output: Path) -> str | None:
     """Why the manifest in ``output`` cannot say which files the compiler owns: damaged, or missing from a
     folder that holds entries (None when it can, or when the folder is new or empty)."""
-    return _manifest(output)[1]
+    return read_manifest(output).damage
 
 
-def _manifest(output: Path) -> tuple[dict[str, str], str | None]:
-    path = output / conventions.MANIFEST_FILE
+@dataclass(frozen=True)
+class Manifest:
+    """The manifest of an output folder, read once: its bytes (None when there is no regular file to read),
+    the owned files it lists (path → digest; empty when damaged) and why it is damaged (see
+    :func:`manifest_damage`)."""
+
+    content: bytes | None
+    files: dict[str, str]
+    damage: str | None
+
+
+def read_manifest(output: Path) -> Manifest:
+    """``output``'s manifest (see :class:`Manifest`); at most ``MAX_MANIFEST_BYTES``, a regular file only."""
     try:
-        data = json.loads(read_regular(str(path), MAX_MANIFEST_BYTES))
+        content = read_regular(str(output / conventions.MANIFEST_FILE), MAX_MANIFEST_BYTES)
     except FileNotFoundError:  # a new output folder has none; one with files in it has lost it
         with contextlib.suppress(OSError), os.scandir(output) as listing:
             if any(True for _ in listing):
-                return {}, "it is missing"
-        return {}, None
+                return Manifest(None, {}, "it is missing")
+        return Manifest(None, {}, None)
     except OSError as error:
-        return {}, error.strerror or str(error)
+        return Manifest(None, {}, error.strerror or str(error))
+    try:
+        data = json.loads(content)
     except (ValueError, RecursionError):  # not UTF-8 or not JSON, or nested past the decoder's depth
-        return {}, "it is not valid JSON"
+        return Manifest(content, {}, "it is not valid JSON")
     files = data.get("files") if isinstance(data, dict) else None
     if not isinstance(files, dict):
-        return {}, "it has no `files` object"
+        return Manifest(content, {}, "it has no `files` object")
     if not all(isinstance(digest, str) for digest in files.values()):
-        return {}, "its `files` object holds values that are not sha256 strings"
-    return {str(path): str(digest) for path, digest in files.items() if _safe_relative(str(path))}, None
+        return Manifest(content, {}, "its `files` object holds values that are not sha256 strings")
+    return Manifest(content, {str(path): str(digest) for path, digest in files.items()
+                              if _safe_relative(str(path))}, None)
 
 
 def _safe_relative(path: str) -> bool:
@@ -280,19 +288,28 @@ def _safe_relative(path: str) -> bool:
 
 
 def read_owned(output: Path) -> Files:
-    """The current content of the files the compiler owns (missing ones are left out): only regular files
-    found by walking ``output`` without entering linked folders, so a manifest path through a link (or one
-    written unlike the walk's, such as ``./dev/x.yaml``) never reads a file elsewhere; what compile reads too."""
-    owned = owned_files(output)
-    current: Files = {}
+    """The current content of the files the compiler owns (missing or unreadable ones are left out) and of the
+    manifest: what :func:`scan_output` reads, without the lock, for ``check`` and ``diff``."""
     if not output.is_dir():
-        return current
+        return {}
+    return _current(output, read_manifest(output), _entries(output), skip_unreadable=True)
+
+
+def _current(output: Path, manifest: Manifest, entries: Entries, skip_unreadable: bool = False) -> Files:
+    """The bytes of the owned files and the manifest: only regular files found by walking ``output`` without
+    entering linked folders, so a manifest path through a link (or one written unlike the walk's, such as
+    ``./dev/x.yaml``) never reads a file elsewhere."""
     base = str(output)
-    for path in _entries(output).files:
-        if path in owned or path == conventions.MANIFEST_FILE:
-            limit = MAX_MANIFEST_BYTES if path == conventions.MANIFEST_FILE else None
-            with contextlib.suppress(OSError):
-                current[path] = read_regular(os.path.join(base, path), limit)
+    current: Files = {}
+    for path in entries.files:
+        if path in manifest.files:
+            try:
+                current[path] = read_regular(os.path.join(base, path))
+            except OSError:
+                if not skip_unreadable:
+                    raise
+    if manifest.content is not None:
+        current[conventions.MANIFEST_FILE] = manifest.content
     return current
 
 
@@ -419,6 +436,8 @@ class OutputState:
     previous: dict[str, str]
     entries: Entries
     current: Files
+    damage: str | None = None
+    """Why the manifest cannot say which files the compiler owns (see :func:`manifest_damage`)."""
 
     def unchanged_by(self, digests: Mapping[str, str]) -> bool:
         """Whether writing files with these sha256 (path → hex digest) would leave the folder as it is."""
@@ -435,13 +454,9 @@ MAX_MANIFEST_BYTES = 64 << 20
 
 def scan_output(output: Path) -> OutputState:
     """Read ``output`` (see :class:`OutputState`); the caller holds its lock (see :func:`opened_output`)."""
-    previous = owned_files(output)
+    manifest = read_manifest(output)
     entries = _entries(output) if output.is_dir() else Entries([], [], [])
-    base = str(output)
-    current = {path: read_regular(os.path.join(base, path)) for path in entries.files if path in previous}
-    with contextlib.suppress(OSError):  # none, or not a regular file: the swap replaces it
-        current[conventions.MANIFEST_FILE] = read_regular(str(output / conventions.MANIFEST_FILE), MAX_MANIFEST_BYTES)
-    return OutputState(output, previous, entries, current)
+    return OutputState(output, manifest.files, entries, _current(output, manifest, entries), manifest.damage)
 
 
 @contextlib.contextmanager
@@ -544,7 +559,7 @@ def write_state(state: OutputState, files: Files) -> WriteResult:
     clashes = sorted((set(unowned) | set(entries.folders)) & set(files))
     not_folders = set(unowned)  # files, links (to folders too) and FIFOs where the compiler needs a folder
     in_the_way = sorted({parent for path in files for parent in _parents(path) if parent in not_folders})
-    damage = manifest_damage(output) if clashes else None
+    damage = state.damage if clashes else None
     if damage is not None:
         raise OutputConflict([Diagnostic(
             Position(str(output / conventions.MANIFEST_FILE)), "LLM503",
